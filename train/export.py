@@ -1,0 +1,98 @@
+"""torch -> ONNX (fp32) -> dynamic int8 (per-channel), and the int8-vs-torch parity gate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
+
+
+class ParityError(RuntimeError):
+    """The quantized model disagrees with the torch model beyond the stated tolerance."""
+
+
+class _LogitsOnly(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+
+
+def export_onnx(model: torch.nn.Module, path: Path, opset: int = 17) -> Path:
+    """Export a sequence classifier with dynamic batch and sequence axes (TorchScript exporter)."""
+    model = model.to("cpu").eval()
+    dummy = (
+        torch.randint(100, 1000, (2, 16), dtype=torch.long),
+        torch.ones(2, 16, dtype=torch.long),
+        torch.zeros(2, 16, dtype=torch.long),
+    )
+    axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES} | {"logits": {0: "batch"}}
+    with torch.no_grad():
+        torch.onnx.export(
+            _LogitsOnly(model),
+            dummy,
+            str(path),
+            input_names=INPUT_NAMES,
+            output_names=["logits"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
+    return path
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path) -> Path:
+    """Dynamic int8 quantization of weights, per channel."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(fp32_path), str(int8_path), per_channel=True, weight_type=QuantType.QInt8)
+    return int8_path
+
+
+@dataclass
+class Parity:
+    decision_agreement: float
+    mean_abs_diff: float
+    max_abs_diff: float
+    n_items: int
+    min_agreement: float
+    max_mean_abs: float
+
+    @property
+    def ok(self) -> bool:
+        return self.decision_agreement >= self.min_agreement and self.mean_abs_diff <= self.max_mean_abs
+
+    def to_dict(self) -> dict[str, float | int | bool]:
+        return {
+            "decision_agreement": round(self.decision_agreement, 5),
+            "mean_abs_score_diff": round(self.mean_abs_diff, 5),
+            "max_abs_score_diff": round(self.max_abs_diff, 5),
+            "n_items": self.n_items,
+            "required_agreement": self.min_agreement,
+            "allowed_mean_abs_diff": self.max_mean_abs,
+            "passed": self.ok,
+        }
+
+
+def parity(
+    reference: np.ndarray, candidate: np.ndarray, thresholds: np.ndarray, min_agreement: float, max_mean_abs: float
+) -> Parity:
+    """Compare two score matrices: decision agreement over every (item, label) and score differences."""
+    diff = np.abs(reference - candidate)
+    agree = float(((reference >= thresholds) == (candidate >= thresholds)).mean()) if reference.size else 1.0
+    return Parity(
+        decision_agreement=agree,
+        mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
+        max_abs_diff=float(diff.max()) if diff.size else 0.0,
+        n_items=len(reference),
+        min_agreement=min_agreement,
+        max_mean_abs=max_mean_abs,
+    )
