@@ -73,13 +73,16 @@ def assign_splits(records: list[Record]) -> dict[str, str]:
     for g_idx in sorted(range(len(groups)), key=rarity):
         members = groups[g_idx]
         labels = [lab for i in members for lab in records[i].labels]
+        rarest = min(set(labels), key=lambda lab: (label_totals[lab], lab)) if labels else None
 
-        def need(split: str, labels: list[str] = labels) -> tuple[float, float, int]:
-            label_gap = sum(TARGET[split] * label_totals[lab] - have[split][lab] for lab in set(labels)) / max(
-                1, len(set(labels))
-            )
-            size_gap = TARGET[split] * total - size[split]
-            return (label_gap if labels else size_gap, size_gap, -SPLITS.index(split))
+        def need(split: str, rarest: str | None = rarest) -> tuple[float, float, int]:
+            # relative gaps: how far a split lags its own target for the group's rarest label, then in size;
+            # relative, so the large train split does not win merely because its targets are larger
+            size_gap = (TARGET[split] * total - size[split]) / (TARGET[split] * total)
+            if rarest is None:
+                return (size_gap, size_gap, -SPLITS.index(split))
+            want = TARGET[split] * label_totals[rarest]
+            return ((want - have[split][rarest]) / want, size_gap, -SPLITS.index(split))
 
         split = max(SPLITS, key=need)
         for i in members:
