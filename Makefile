@@ -11,7 +11,6 @@ PORT ?= 8000
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip==25.3
 
 # serving set only: onnxruntime, tokenizers, numpy, fastapi, uvicorn, ... (no torch)
 $(VENV)/.serve-installed: pyproject.toml | $(BIN)/python
@@ -34,7 +33,8 @@ serve: install-serve
 ## lint, corpus check and the test suite
 test: install-dev
 	$(OFFLINE) $(BIN)/intima data check
-	$(OFFLINE) $(BIN)/python -m pytest -q -p no:cacheprovider
+	@$(OFFLINE) $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo 'pytest collected no tests' >&2; exit 1; fi; exit $$rc
 
 lint: install-dev
 	$(BIN)/ruff check .

