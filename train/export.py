@@ -49,11 +49,39 @@ def export_onnx(model: torch.nn.Module, path: Path, opset: int = 17) -> Path:
     return path
 
 
-def quantize_int8(fp32_path: Path, int8_path: Path) -> Path:
-    """Dynamic int8 quantization of weights, per channel."""
+@dataclass(frozen=True)
+class Quantization:
+    """One dynamic-quantization recipe. On AVX2 CPUs without VNNI, u8 x s8 products can saturate;
+    ``reduce_range`` (7-bit weights) or u8 weights avoid that at a small cost in resolution."""
+
+    name: str
+    weight_type: str = "QInt8"
+    per_channel: bool = True
+    reduce_range: bool = False
+    op_types: tuple[str, ...] | None = None
+
+
+# tried in order by the pipeline; the first that passes the parity gate is shipped
+QUANTIZATIONS: tuple[Quantization, ...] = (
+    Quantization("int8-per-channel"),
+    Quantization("int8-per-channel-reduce-range", reduce_range=True),
+    Quantization("uint8-per-channel", weight_type="QUInt8"),
+    Quantization("int8-per-channel-reduce-range-matmul-only", reduce_range=True, op_types=("MatMul",)),
+)
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path, recipe: Quantization = QUANTIZATIONS[0]) -> Path:
+    """Dynamic int8 quantization of weights (per channel by default)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(fp32_path), str(int8_path), per_channel=True, weight_type=QuantType.QInt8)
+    quantize_dynamic(
+        str(fp32_path),
+        str(int8_path),
+        per_channel=recipe.per_channel,
+        reduce_range=recipe.reduce_range,
+        weight_type=getattr(QuantType, recipe.weight_type),
+        op_types_to_quantize=list(recipe.op_types) if recipe.op_types else None,
+    )
     return int8_path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 from data.records import Record
-from serve.bundle import METRICS_FILE, MODEL_FILE, load_bundle
+from serve.bundle import FLOAT_MODEL_FILE, METRICS_FILE, MODEL_FILE, load_bundle
 from serve.formatting import PairFormatter
 from serve.runtime import Classifier
 from serve.taxonomy import LABELS
@@ -22,7 +23,7 @@ from train.baseline import TfidfBaseline
 from train.bundle_writer import copy_tokenizer, write_config, write_json, write_manifest, write_model_card
 from train.dataset import LabelledSet, by_split, data_hash, to_set
 from train.evaluation import evaluate_predictions, tune_thresholds
-from train.export import ParityError, export_onnx, parity, quantize_int8
+from train.export import QUANTIZATIONS, ParityError, export_onnx, parity, quantize_int8
 from train.model import base_model_dir, load_classifier
 from train.trainer import MilTrainer, pick_device, predict_scores
 
@@ -92,7 +93,9 @@ def run_training(
 
     result = MilTrainer(model, formatter, args).train(train_set, dev_set)
     device = pick_device(args.device)
-    dev_scores = predict_scores(result.model, formatter, dev_set, device, progress=args.progress)
+    dev_scores = result.best_dev_scores
+    if dev_scores is None:  # no epoch ran (re-export from a checkpoint)
+        dev_scores = predict_scores(result.model, formatter, dev_set, device, progress=args.progress)
     thresholds = tune_thresholds(dev_scores, dev_set.y.astype(int))
     test_scores = predict_scores(result.model, formatter, test_set, device, progress=args.progress)
     long_mask = long_reply_mask(formatter, test_set)
@@ -109,11 +112,9 @@ def run_training(
         raise FileExistsError(f"{out} exists and is not empty; choose a new --out (bundles are never overwritten)")
     out.mkdir(parents=True, exist_ok=True)
     version = args.model_version or default_version()
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(result.model, Path(tmp) / "model.fp32.onnx")
-        quantize_int8(fp32, out / MODEL_FILE)
-        if args.keep_float_onnx:
-            (out / "model.fp32.onnx").write_bytes(fp32.read_bytes())
+    if args.checkpoint_dir is not None:  # torch weights kept outside the bundle, for re-export
+        result.model.save_pretrained(str(args.checkpoint_dir))
+        copy_tokenizer(tok_dir, args.checkpoint_dir)
     copy_tokenizer(tok_dir, out)
     threshold_map = dict(zip(labels, thresholds.tolist(), strict=True))
     write_config(out, result.model.config.to_dict(), labels, threshold_map, args.format, args.model_name, version)
@@ -141,13 +142,28 @@ def run_training(
     }
     manifest_extra = {"training_args": args.to_dict() | {"format": args.format.to_dict()}}
     write_json(out / METRICS_FILE, metrics)
-    write_manifest(out, args.model_name, version, data_summary["sha256"], manifest_extra)
 
-    # parity gate: the bundle as the server loads it vs the torch model, on the test split
-    served = Classifier(load_bundle(out))
-    onnx_scores = served.scores(test_set.prompts, test_set.replies)
-    check = parity(test_scores, onnx_scores, thresholds, args.parity_min_agreement, args.parity_max_mean_abs)
-    metrics["parity_int8_vs_torch"] = check.to_dict()
+    # parity gate: the bundle as the server loads it vs the torch model, on the test split; the first
+    # quantization recipe that passes is kept
+    tried = []
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(result.model, Path(tmp) / "model.fp32.onnx")
+        for recipe in QUANTIZATIONS:
+            quantize_int8(fp32, out / MODEL_FILE, recipe)
+            write_manifest(out, args.model_name, version, data_summary["sha256"], manifest_extra)
+            onnx_scores = Classifier(load_bundle(out)).scores(test_set.prompts, test_set.replies)
+            check = parity(test_scores, onnx_scores, thresholds, args.parity_min_agreement, args.parity_max_mean_abs)
+            tried.append({"recipe": recipe.name} | check.to_dict())
+            print(
+                f"quantization {recipe.name}: agreement {check.decision_agreement:.4f}, "
+                f"mean |diff| {check.mean_abs_diff:.4f}",
+                flush=True,
+            )
+            if check.ok:
+                break
+        if args.keep_float_onnx:
+            shutil.copyfile(fp32, out / FLOAT_MODEL_FILE)
+    metrics["parity_int8_vs_torch"] = check.to_dict() | {"recipe": tried[-1]["recipe"], "tried": tried}
     metrics["pipeline_seconds"] = round(time.monotonic() - t0, 1)
     write_json(out / METRICS_FILE, metrics)
     write_model_card(out, args.model_name, version, labels, metrics, data_summary)

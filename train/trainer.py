@@ -103,6 +103,7 @@ class TrainResult:
     best_epoch: int = 0
     seconds: float = 0.0
     stopped_early: str = ""
+    best_dev_scores: np.ndarray | None = None
 
 
 class MilTrainer:
@@ -215,6 +216,7 @@ class MilTrainer:
             if report["macro_f1"] > best_f1:
                 best_f1, bad_epochs, result.best_epoch = report["macro_f1"], 0, epoch
                 best_state = copy.deepcopy(self.model.state_dict())
+                result.best_dev_scores = dev_scores
             else:
                 bad_epochs += 1
                 if bad_epochs >= args.patience:
