@@ -60,7 +60,7 @@ class StageTimes:
 class Classifier:
     """Everything needed to score (prompt, reply) pairs with a bundle; no torch, no transformers."""
 
-    def __init__(self, bundle: Bundle, device: str = "cpu", threads: int = 0, max_batch_tokens: int = 16384):
+    def __init__(self, bundle: Bundle, device: str = "cpu", threads: int = 0, max_batch_tokens: int = 4096):
         self.bundle = bundle
         self.labels = bundle.labels
         self.thresholds = np.array([bundle.thresholds[lab] for lab in self.labels], dtype=np.float32)
