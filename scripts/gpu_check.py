@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +17,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import raw_throughput as rate  # noqa: E402  (scripts/ is on sys.path when run as a script)
+
 from data.records import corpus_files, load_records  # noqa: E402
 from serve.bundle import FLOAT_MODEL_FILE, load_bundle  # noqa: E402
 from serve.runtime import Classifier, DeviceUnavailable  # noqa: E402
-
-
-def rate(clf: Classifier, prompts: list[str | None], replies: list[str], batch: int = 64) -> float:
-    clf.scores(prompts[:batch], replies[:batch])
-    t0 = time.perf_counter()
-    for i in range(0, len(replies), batch):
-        clf.scores(prompts[i : i + batch], replies[i : i + batch])
-    return len(replies) / (time.perf_counter() - t0)
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 """Show that `intima label` streams: peak memory of the whole command on files of growing size.
 
-    python scripts/label_memory.py [--rows 2000 20000] [--bundle models]
+    python scripts/label_memory.py [--rows 1000 8000] [--bundle models]
 
 Each run labels a JSONL file of short synthetic rows in a fresh process and prints its peak RSS; flat
 numbers across sizes mean memory does not grow with the file.
@@ -58,7 +58,7 @@ def peak_rss_mb(rows: int, bundle: str) -> tuple[float, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--rows", type=int, nargs="+", default=[2000, 20000])
+    ap.add_argument("--rows", type=int, nargs="+", default=[1000, 8000])
     ap.add_argument("--bundle", default=str(ROOT / "models"))
     ns = ap.parse_args()
     _ = resource

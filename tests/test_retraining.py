@@ -26,14 +26,26 @@ def second_bundle(tmp_path_factory, tiny_records):
     from train.pipeline import run_training
 
     out = tmp_path_factory.mktemp("second") / "tiny-v2"
-    args = TrainingArguments(output_dir=out, epochs=1, batch_size=8, progress=False, model_version="0.0.2-test",
-                             model_name="intima-tiny", seed=5,
-                             # an under-trained 1-epoch tiny model puts many scores on its thresholds; parity
-                             # itself is checked on the main tiny bundle, here only the second version matters
-                             parity_min_agreement=0.0)
+    args = TrainingArguments(
+        output_dir=out,
+        epochs=1,
+        batch_size=8,
+        progress=False,
+        model_version="0.0.2-test",
+        model_name="intima-tiny",
+        seed=5,
+        # an under-trained 1-epoch tiny model puts many scores on its thresholds; parity
+        # itself is checked on the main tiny bundle, here only the second version matters
+        parity_min_agreement=0.0,
+    )
     extra = [_rec("x1", "An extra correction from the annotation store, about a reply.", ["retention"])]
-    return run_training(tiny_records, args, model=tiny_classifier(list(LABELS), 30522, seed=7),
-                        tokenizer_dir=base_model_dir(), extra_train=extra)
+    return run_training(
+        tiny_records,
+        args,
+        model=tiny_classifier(list(LABELS), 30522, seed=7),
+        tokenizer_dir=base_model_dir(),
+        extra_train=extra,
+    )
 
 
 @pytest.fixture()
