@@ -20,14 +20,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve import __version__
-from serve.annotations_store import AnnotationStore
+from serve.annotations_store import Annotation, AnnotationStore
 from serve.batcher import JobTiming, Overloaded
 from serve.bundle import BundleError
 from serve.engine import Engine, EngineHolder, build_engine
 from serve.metrics import ServiceMetrics
 from serve.schemas import (
     AnnotationIn,
-    AnnotationOut,
     AnnotationPage,
     BatchRequest,
     BatchResponse,
@@ -338,8 +337,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         ]
         return out[0] if single else out
 
-    @app.post("/annotations", status_code=201, response_model=AnnotationOut, dependencies=[Depends(require_key)])
-    async def add_annotation(body: AnnotationIn, store: AnnotationStore = Depends(get_store)) -> AnnotationOut:
+    @app.post("/annotations", status_code=201, response_model=Annotation, dependencies=[Depends(require_key)])
+    async def add_annotation(body: AnnotationIn, store: AnnotationStore = Depends(get_store)) -> Annotation:
         """Store a person's labels for a reply (validated against the label contract)."""
         unknown = [lab for lab in body.labels if lab not in LABELS]
         if unknown:
@@ -353,7 +352,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         check_sizes(body.prompt, body.reply, "body")
         labels = [lab for lab in LABELS if lab in body.labels]
         saved = await asyncio.to_thread(store.add, body.prompt, body.reply, labels, body.annotator, body.source)
-        return AnnotationOut(**saved.to_dict())
+        return saved
 
     @app.get("/annotations", response_model=AnnotationPage, dependencies=[Depends(require_key)])
     async def list_annotations(
@@ -368,9 +367,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         if label is not None and label not in LABELS:
             raise ApiError(422, f"label: unknown label {label!r}", "validation")
         items, total = await asyncio.to_thread(store.list, offset, limit, annotator, source, label)
-        return AnnotationPage(
-            total=total, offset=offset, limit=limit, items=[AnnotationOut(**a.to_dict()) for a in items]
-        )
+        return AnnotationPage(total=total, offset=offset, limit=limit, items=items)
 
     @app.delete("/annotations/{annotation_id}", status_code=204, dependencies=[Depends(require_key)])
     async def delete_annotation(annotation_id: int, store: AnnotationStore = Depends(get_store)) -> Response:

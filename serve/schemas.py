@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from serve.annotations_store import Annotation
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -80,21 +82,11 @@ class AnnotationIn(Strict):
     source: str = Field(default="api", min_length=1, max_length=200)
 
 
-class AnnotationOut(BaseModel):
-    id: int
-    prompt: str | None
-    reply: str
-    labels: list[str]
-    annotator: str
-    source: str
-    created_at: str
-
-
 class AnnotationPage(BaseModel):
     total: int
     offset: int
     limit: int
-    items: list[AnnotationOut]
+    items: list[Annotation]
 
 
 class ReloadResponse(BaseModel):

@@ -27,7 +27,6 @@ class TrainingArguments:
     patience: int = 2
     seed: int = 13
     max_minutes: float = 45.0
-    eval_every_epochs: int = 1
     device: str = "auto"
     threads: int = 0
     format: FormatSpec = field(default_factory=FormatSpec)
