@@ -39,6 +39,7 @@ class LabelOptions:
     threads: int = 0
     progress: bool = True
     max_reply_chars: int = 200_000
+    max_batch_tokens: int = 512  # tokens per ONNX Runtime call, as the server (see `make bench`)
 
 
 @dataclass
@@ -53,9 +54,9 @@ class LabelSummary:
 _WORKER: Classifier | None = None
 
 
-def _init_worker(bundle: str, threads: int) -> None:
+def _init_worker(bundle: str, threads: int, max_batch_tokens: int) -> None:
     global _WORKER
-    _WORKER = Classifier(load_bundle(bundle), threads=threads)
+    _WORKER = Classifier(load_bundle(bundle), threads=threads, max_batch_tokens=max_batch_tokens)
 
 
 def _prepare(row: dict[str, Any], opts: LabelOptions) -> tuple[str | None, str | None, str | None]:
@@ -129,12 +130,14 @@ def label_file(opts: LabelOptions) -> LabelSummary:
         if opts.workers > 1:
             per_worker = max(1, threads // opts.workers)
             ctx = mp.get_context("spawn")
-            with ctx.Pool(opts.workers, initializer=_init_worker, initargs=(str(opts.bundle), per_worker)) as pool:
+            with ctx.Pool(
+                opts.workers, initializer=_init_worker, initargs=(str(opts.bundle), per_worker, opts.max_batch_tokens)
+            ) as pool:
                 jobs = ((chunk, opts) for chunk in _chunks(rows, opts.chunk_size))
                 for labelled in pool.imap(_worker_chunk, jobs, chunksize=1):
                     _emit(writer, labelled, summary, bar)
         else:
-            clf = Classifier(load_bundle(opts.bundle), threads=threads)
+            clf = Classifier(load_bundle(opts.bundle), threads=threads, max_batch_tokens=opts.max_batch_tokens)
             for chunk in _chunks(rows, opts.chunk_size):
                 _emit(writer, _label_chunk(clf, chunk, opts), summary, bar)
     finally:
