@@ -140,11 +140,10 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     data = to_set(records, bundle.labels)
     import numpy as np
 
-    scores = clf.scores(data.prompts, data.replies)
-    thresholds = np.array([bundle.thresholds[lab] for lab in bundle.labels], dtype=np.float32)
-    enc = clf.encode(data.prompts, data.replies)
+    enc = clf.encode(data.prompts, data.replies)  # tokenised once: scores and the long-reply mask share it
+    scores = clf.score_encoded(enc)
     long_mask = np.bincount(np.asarray(enc.owner), minlength=enc.n_items) > 1
-    metrics = evaluate_predictions(scores, data.y.astype(int), bundle.labels, thresholds, long_mask)
+    metrics = evaluate_predictions(scores, data.y.astype(int), bundle.labels, clf.thresholds, long_mask)
     print(f"{'label':<28}{'P':>7}{'R':>7}{'F1':>7}{'support':>9}")
     for lab in bundle.labels:
         m = metrics["per_label"][lab]
