@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from data.records import Record
 from serve.bundle import load_bundle, resolve_bundle_dir
 from serve.runtime import Classifier
@@ -33,8 +31,7 @@ def evaluate_bundle(path: Path, records: list[Record]) -> dict[str, Any]:
     clf = Classifier(bundle)
     data = to_set(records, bundle.labels)
     scores = clf.scores(data.prompts, data.replies)
-    thresholds = np.array([bundle.thresholds[lab] for lab in bundle.labels], dtype=np.float32)
-    metrics = evaluate_predictions(scores, data.y.astype(int), bundle.labels, thresholds)
+    metrics = evaluate_predictions(scores, data.y.astype(int), bundle.labels, clf.thresholds)
     metrics["version"] = bundle.version
     return metrics
 
