@@ -4,6 +4,10 @@ Records that share a (normalised) prompt or a near-duplicate reply form one grou
 spans two splits. Groups are placed one by one, rarest label first, into the split whose share of that
 label lags its target most (iterative stratification); ties break on a hash of the group, so the same
 corpus always yields the same splits.
+
+With ``keep_existing`` (the command's default) records that already have a split keep it, so the test
+split stays fixed as the corpus grows: new records that join an existing group take that group's split,
+and new groups are placed against the counts the fixed records already hold.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ def _stable_hash(text: str) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)
 
 
-def assign_splits(records: list[Record]) -> dict[str, str]:
+def assign_splits(records: list[Record], keep_existing: bool = False) -> dict[str, str]:
     """Map record id -> split."""
     groups = group_records(records)
     label_totals: Counter[str] = Counter(lab for r in records for lab in r.labels)
@@ -70,7 +74,24 @@ def assign_splits(records: list[Record]) -> dict[str, str]:
     size: Counter[str] = Counter()
     total = len(records)
     out: dict[str, str] = {}
-    for g_idx in sorted(range(len(groups)), key=rarity):
+
+    def place(members: list[int], split: str) -> None:
+        for i in members:
+            out[records[i].id] = split
+            size[split] += 1
+            have[split].update(records[i].labels)
+
+    free: list[int] = []
+    for g_idx, members in enumerate(groups):
+        fixed = [records[i].split for i in members if keep_existing and records[i].split in SPLITS]
+        if not fixed:
+            free.append(g_idx)
+            continue
+        # a group keeps the split its first fixed member has; `data check` reports a group that spans two
+        for i in members:
+            place([i], records[i].split if records[i].split in SPLITS else str(fixed[0]))
+
+    for g_idx in sorted(free, key=rarity):
         members = groups[g_idx]
         labels = [lab for i in members for lab in records[i].labels]
         rarest = min(set(labels), key=lambda lab: (label_totals[lab], lab)) if labels else None
@@ -84,9 +105,5 @@ def assign_splits(records: list[Record]) -> dict[str, str]:
             want = TARGET[split] * label_totals[rarest]
             return ((want - have[split][rarest]) / want, size_gap, -SPLITS.index(split))
 
-        split = max(SPLITS, key=need)
-        for i in members:
-            out[records[i].id] = split
-        size[split] += len(members)
-        have[split].update(labels)
+        place(members, max(SPLITS, key=need))
     return out

@@ -45,7 +45,8 @@ def cmd_data_split(ns: argparse.Namespace) -> int:
 
     files = corpus_files(Path(ns.dir))
     records = load_records(files)
-    mapping = assign_splits(records)
+    before = {r.id: r.split for r in records}
+    mapping = assign_splits(records, keep_existing=not ns.reassign)
     for path in files:
         mine = [r for r in records if r.source.startswith(path.name + ":")]
         for r in mine:
@@ -54,7 +55,8 @@ def cmd_data_split(ns: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for s in mapping.values():
         counts[s] = counts.get(s, 0) + 1
-    print(f"assigned splits to {len(records)} records: {counts}")
+    changed = sum(before[rid] != split for rid, split in mapping.items())
+    print(f"splits of {len(records)} records: {counts}; {changed} assigned or changed")
     return 0
 
 
@@ -107,7 +109,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
         device=ns.device,
         threads=ns.threads,
         model_version=version,
-        keep_float_onnx=ns.keep_float,
+        float_export=ns.float_export,
         format=FormatSpec(max_length=ns.max_length, prompt_max_tokens=ns.prompt_tokens),
         progress=not ns.no_progress,
     )
@@ -323,6 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_check)
     p = data.add_parser("split", help="assign grouped, stratified train/dev/test splits in place")
     p.add_argument("--dir", default=str(DEFAULT_DATA))
+    p.add_argument(
+        "--reassign",
+        action="store_true",
+        help="recompute every record's split (default: records that have one keep it, so the test split stays fixed)",
+    )
     p.set_defaults(func=cmd_data_split)
 
     p = data.add_parser("agreement", help="per-label Cohen's kappa between the writers and the blind second pass")
@@ -352,7 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-tokens", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--keep-float", action="store_true", help="also write model.fp32.onnx (for GPU serving)")
+    p.add_argument(
+        "--float",
+        dest="float_export",
+        choices=["fp16", "fp32", "none"],
+        default="fp16",
+        help="GPU model written beside the int8 one (fp16 falls back to fp32 if it misses parity; default fp16)",
+    )
     p.add_argument(
         "--checkpoint-dir",
         default=None,

@@ -99,3 +99,22 @@ def test_splits_group_prompts_and_are_deterministic(tiny_records):
         by_prompt.setdefault(r.prompt.lower().strip(), set()).add(mapping[r.id])
     assert all(len(s) == 1 for s in by_prompt.values())
     assert {"train", "dev", "test"} <= set(mapping.values())
+
+
+def test_split_keeps_existing_assignments_and_places_new_records(tiny_records):
+    import copy
+
+    records = copy.deepcopy(list(tiny_records))
+    fixed = {r.id: r.split for r in records}
+    # a new reply to an existing prompt must join that prompt's split; a wholly new one gets some split
+    sibling = copy.deepcopy(records[0])
+    sibling.id, sibling.reply, sibling.split = "new-0001", "A completely different answer about tide tables.", None
+    stranger = copy.deepcopy(records[1])
+    stranger.id, stranger.prompt, stranger.split = "new-0002", "what is the capital of mongolia", None
+    stranger.reply = "Ulaanbaatar is the capital and largest city of Mongolia."
+    mapping = assign_splits(records + [sibling, stranger], keep_existing=True)
+    assert all(mapping[rid] == split for rid, split in fixed.items())
+    assert mapping["new-0001"] == records[0].split
+    assert mapping["new-0002"] in {"train", "dev", "test"}
+    recomputed = assign_splits(records + [sibling, stranger])
+    assert set(recomputed) == set(mapping)
