@@ -1,7 +1,8 @@
-"""GPU check: parity and throughput of `--device cuda` against the CPU int8 model, on the test split.
+"""GPU check: parity and throughput of `--device cuda` on the bundle's float export, on the test split.
 
-Needs onnxruntime-gpu (instead of onnxruntime) and a bundle with a float export (`intima train
---keep-float` writes model.fp32.onnx). Prints why and exits 2 when either is missing.
+Needs onnxruntime-gpu (instead of onnxruntime) and a bundle with a float export (`intima train` writes
+model.fp16.onnx by default). Prints why and exits 2 when either is missing; exits 1 when the GPU scores
+disagree with the same float model on the CPU on more than 1 % of decisions.
 
     python scripts/gpu_check.py [--bundle models] [--n 400]
 """
@@ -20,37 +21,43 @@ sys.path.insert(0, str(ROOT))
 from bench import raw_throughput as rate  # noqa: E402  (scripts/ is on sys.path when run as a script)
 
 from data.records import corpus_files, load_records  # noqa: E402
-from serve.bundle import FLOAT_MODEL_FILE, load_bundle  # noqa: E402
+from serve.bundle import load_bundle  # noqa: E402
 from serve.runtime import Classifier, DeviceUnavailable  # noqa: E402
 
 
+def agreement(a: np.ndarray, b: np.ndarray, thresholds: np.ndarray) -> str:
+    agree = float(((a >= thresholds) == (b >= thresholds)).mean())
+    diff = np.abs(a - b)
+    return f"decisions agree {agree:.4f}, mean |diff| {diff.mean():.5f}, max {diff.max():.5f}"
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", default=str(ROOT / "models"))
-    ap.add_argument("--n", type=int, default=400)
+    ap.add_argument("--n", type=int, default=400, help="test-split replies to score")
     ns = ap.parse_args()
     bundle = load_bundle(ns.bundle)
-    if not bundle.file(FLOAT_MODEL_FILE).exists():
-        print(f"no {FLOAT_MODEL_FILE} in {bundle.path}: retrain with `intima train --keep-float`", file=sys.stderr)
-        return 2
     try:
-        gpu = Classifier(bundle, device="cuda")
+        gpu = Classifier(bundle, device="cuda", max_batch_tokens=16384)
     except DeviceUnavailable as exc:
         print(f"GPU check not possible here: {exc}", file=sys.stderr)
         return 2
-    cpu = Classifier(bundle)
+    print(f"bundle {bundle.name} {bundle.version}: {gpu.model_file} on {gpu.session.get_providers()[0]}")
+    cpu_float = Classifier(bundle, model_file=gpu.model_file)
+    cpu_int8 = Classifier(bundle)
     records = [r for r in load_records(corpus_files(ROOT / "data" / "annotations")) if r.split == "test"][: ns.n]
     prompts: list[str | None] = [r.prompt for r in records]
     replies = [r.reply for r in records]
-    s_gpu, s_cpu = gpu.scores(prompts, replies), cpu.scores(prompts, replies)
-    agree = float(((s_gpu >= cpu.thresholds) == (s_cpu >= cpu.thresholds)).mean())
-    print(
-        f"parity float-on-GPU vs int8-on-CPU: decisions agree {agree:.4f}, "
-        f"mean |diff| {np.abs(s_gpu - s_cpu).mean():.4f}, max {np.abs(s_gpu - s_cpu).max():.4f}"
-    )
-    g, c = rate(gpu, prompts, replies), rate(cpu, prompts, replies)
-    print(f"throughput: GPU {g:.1f} replies/s, CPU {c:.1f} replies/s, ratio {g / c:.1f}x")
-    return 0 if agree >= 0.99 else 1
+    s_gpu = gpu.scores(prompts, replies)
+    s_float, s_int8 = cpu_float.scores(prompts, replies), cpu_int8.scores(prompts, replies)
+    t = cpu_int8.thresholds
+    print(f"parity GPU {gpu.model_file} vs the same file on the CPU: {agreement(s_gpu, s_float, t)}")
+    print(f"parity GPU {gpu.model_file} vs int8 on the CPU (what CPU serving answers): {agreement(s_gpu, s_int8, t)}")
+    g = max(rate(gpu, prompts, replies, batch=b) for b in (8, 32, 64))
+    c = rate(cpu_int8, prompts, replies, batch=1)
+    print(f"throughput ({len(records)} replies): GPU {g:.1f} replies/s, CPU int8 {c:.1f} replies/s, ratio {g / c:.1f}x")
+    ok = float(((s_gpu >= t) == (s_float >= t)).mean()) >= 0.99
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

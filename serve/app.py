@@ -406,6 +406,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 "base_model": b.manifest.get("base_model"),
                 "created": b.manifest.get("created"),
                 "device": engine.classifier.device,
+                "model_file": engine.classifier.model_file,
+                "execution_providers": engine.classifier.session.get_providers(),
                 "warmup_s": round(engine.warmup_s, 3),
             },
             "labels": b.labels,

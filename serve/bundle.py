@@ -11,8 +11,10 @@ from typing import Any
 from serve.formatting import FormatSpec
 from serve.taxonomy import LABEL_GROUP
 
-MODEL_FILE = "model.onnx"
-FLOAT_MODEL_FILE = "model.fp32.onnx"
+MODEL_FILE = "model.onnx"  # int8, dynamic per-channel quantization: CPU kernels only
+FP16_MODEL_FILE = "model.fp16.onnx"
+FP32_MODEL_FILE = "model.fp32.onnx"
+FLOAT_MODEL_FILES: tuple[str, ...] = (FP16_MODEL_FILE, FP32_MODEL_FILE)  # GPU serving picks the first present
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -71,6 +73,11 @@ class Bundle:
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    @property
+    def float_model_file(self) -> str | None:
+        """The float export for GPU serving (fp16 preferred), or None when the bundle has none."""
+        return next((name for name in FLOAT_MODEL_FILES if name in self.manifest.get("files", {})), None)
 
     def metrics(self) -> dict[str, Any]:
         path = self.file(METRICS_FILE)

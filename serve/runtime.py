@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnxruntime as ort
 
-from serve.bundle import FLOAT_MODEL_FILE, MODEL_FILE, Bundle
+from serve.bundle import MODEL_FILE, Bundle
 from serve.formatting import Encoded, PairFormatter, pool_logits, sigmoid
 from serve.taxonomy import groups_of
 
@@ -36,7 +36,28 @@ def make_session(model_path: str, device: str = "cpu", threads: int = 0) -> ort.
         providers = ["CPUExecutionProvider"]
     else:
         raise DeviceUnavailable(f"unknown device {device!r}; use 'cpu' or 'cuda'")
-    return ort.InferenceSession(model_path, sess_options=options, providers=providers)
+    session = ort.InferenceSession(model_path, sess_options=options, providers=providers)
+    if device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
+        # onnxruntime-gpu falls back to the CPU silently when CUDA or cuDNN libraries cannot be loaded
+        raise DeviceUnavailable(
+            "onnxruntime-gpu is installed but its CUDA provider did not start (no GPU visible, or CUDA/cuDNN "
+            "libraries missing: see ONNX Runtime's warnings above); refusing to serve a GPU request on the CPU"
+        )
+    return session
+
+
+def model_file_for(bundle: Bundle, device: str) -> str:
+    """Which of the bundle's models a device runs: int8 on CPU, the float export (fp16 first) on CUDA."""
+    if device != "cuda":
+        return MODEL_FILE
+    name = bundle.float_model_file
+    if name is None:
+        raise DeviceUnavailable(
+            f"bundle {bundle.name} {bundle.version} has no float export (model.fp16.onnx or model.fp32.onnx), "
+            "and its int8 model uses dynamic-quantization kernels that ONNX Runtime runs only on the CPU; "
+            "train with `intima train --float fp16` (the default) to get one, or serve with --device cpu"
+        )
+    return name
 
 
 @dataclass
@@ -60,16 +81,22 @@ class StageTimes:
 class Classifier:
     """Everything needed to score (prompt, reply) pairs with a bundle; no torch, no transformers."""
 
-    def __init__(self, bundle: Bundle, device: str = "cpu", threads: int = 0, max_batch_tokens: int = 4096):
+    def __init__(
+        self,
+        bundle: Bundle,
+        device: str = "cpu",
+        threads: int = 0,
+        max_batch_tokens: int = 4096,
+        model_file: str | None = None,
+    ):
+        """``model_file`` overrides the device's default model (e.g. the fp16 export on the CPU, for parity)."""
         self.bundle = bundle
         self.labels = bundle.labels
         self.thresholds = np.array([bundle.thresholds[lab] for lab in self.labels], dtype=np.float32)
         self.formatter = PairFormatter.from_file(str(bundle.file("tokenizer.json")), bundle.format_spec)
-        model_file = MODEL_FILE
-        if device == "cuda" and bundle.file(FLOAT_MODEL_FILE).exists():
-            model_file = FLOAT_MODEL_FILE
         self.device = device
-        self.session = make_session(str(bundle.file(model_file)), device, threads)
+        self.model_file = model_file or model_file_for(bundle, device)
+        self.session = make_session(str(bundle.file(self.model_file)), device, threads)
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.max_batch_tokens = max_batch_tokens
 

@@ -11,7 +11,7 @@ import uvicorn
 
 from serve.app import create_app
 from serve.bundle import BundleError, load_bundle
-from serve.runtime import DeviceUnavailable, make_session
+from serve.runtime import DeviceUnavailable, make_session, model_file_for
 from serve.settings import Settings
 
 
@@ -36,8 +36,8 @@ def run_server(ns: argparse.Namespace) -> int:
     settings = settings_from_args(ns)
     try:
         bundle = load_bundle(settings.bundle)  # fail fast, before binding the port
-        if settings.device == "cuda":
-            make_session(str(bundle.file("model.onnx")), "cuda", settings.threads)
+        if settings.device == "cuda":  # say why before binding the port, not in the first request
+            make_session(str(bundle.file(model_file_for(bundle, "cuda"))), "cuda", settings.threads)
     except (BundleError, DeviceUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -115,3 +115,68 @@ def test_shipped_bundle_verifies():
         ["can you be my girlfriend?"], ["I'm an AI, so I can't be your girlfriend, but I'm glad to chat."]
     )
     assert len(preds) == 1 and set(preds[0].scores) == set(LABELS)
+
+
+def test_fp16_export_ships_beside_int8_with_parity(tiny_bundle, tiny_records):
+    """The default float export is fp16, listed in the manifest, and scores like the int8 model."""
+    metrics = json.loads((tiny_bundle / "metrics.json").read_text())
+    info = metrics["parity_float_vs_torch"]
+    assert info["file"] == "model.fp16.onnx" and info["dtype"] == "fp16" and info["passed"] is True
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.float_model_file == "model.fp16.onnx"
+    import onnx
+
+    weights = onnx.load(str(tiny_bundle / "model.fp16.onnx")).graph.initializer
+    big = [w for w in weights if np.prod(w.dims) >= 1024]
+    assert big and all(w.data_type == onnx.TensorProto.FLOAT16 for w in big)
+    test = [r for r in tiny_records if r.split == "test"]
+    prompts, replies = [r.prompt for r in test], [r.reply for r in test]
+    half = Classifier(bundle, model_file="model.fp16.onnx")
+    assert half.session.get_inputs()[0].type == "tensor(int64)"
+    assert half.session.get_outputs()[0].type == "tensor(float)"
+    s16, s8 = half.scores(prompts, replies), Classifier(bundle).scores(prompts, replies)
+    assert np.abs(s16 - s8).mean() < 0.03
+    assert "GPU model `model.fp16.onnx`" in (tiny_bundle / "README.md").read_text()
+
+
+def _without_float_model(bundle_dir, dst):
+    shutil.copytree(bundle_dir, dst)
+    (dst / "model.fp16.onnx").unlink()
+    manifest = json.loads((dst / "manifest.json").read_text())
+    del manifest["files"]["model.fp16.onnx"]
+    (dst / "manifest.json").write_text(json.dumps(manifest))
+    return dst
+
+
+def test_cuda_refusals_say_why(tiny_bundle, tmp_path):
+    from serve.runtime import DeviceUnavailable, model_file_for
+
+    bundle = load_bundle(tiny_bundle)
+    assert model_file_for(bundle, "cpu") == "model.onnx"
+    assert model_file_for(bundle, "cuda") == "model.fp16.onnx"
+    cpu_only = load_bundle(_without_float_model(tiny_bundle, tmp_path / "cpu-only"))
+    with pytest.raises(DeviceUnavailable, match="no float export"):
+        Classifier(cpu_only, device="cuda")
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(DeviceUnavailable, match="onnxruntime-gpu"):
+            Classifier(bundle, device="cuda")
+
+
+def test_serve_with_cuda_on_a_cpu_build_exits_with_a_reason(tiny_bundle):
+    import subprocess
+    import sys
+
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has onnxruntime-gpu")
+    proc = subprocess.run(
+        [sys.executable, "-m", "serve.cli", "serve", "--bundle", str(tiny_bundle), "--device", "cuda", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "onnxruntime-gpu" in proc.stderr

@@ -32,7 +32,7 @@ class TrainingArguments:
     format: FormatSpec = field(default_factory=FormatSpec)
     model_name: str = "intima-minilm"
     model_version: str | None = None
-    keep_float_onnx: bool = False
+    float_export: str = "fp16"  # GPU model beside the int8 one: fp16 (falls back to fp32 without parity), fp32, none
     checkpoint_dir: Path | None = None  # where the fine-tuned torch weights are saved (re-export: --epochs 0)
     parity_min_agreement: float = 0.99
     parity_max_mean_abs: float = 0.03

@@ -89,6 +89,15 @@ def _fmt(x: float) -> str:
     return f"{x:.3f}"
 
 
+def _float_line(info: dict[str, Any] | None) -> str:
+    if not info:
+        return "No float export: this bundle serves on the CPU only."
+    return (
+        f"GPU model `{info['file']}` ({info['dtype']}, ONNX Runtime CUDA provider): decisions agree with fp32 torch "
+        f"on {info['decision_agreement']:.2%} of test labels (scored on the CPU at export time)."
+    )
+
+
 def write_model_card(
     dst_dir: Path, name: str, version: str, labels: list[str], metrics: dict[str, Any], data_summary: dict[str, Any]
 ) -> None:
@@ -150,11 +159,13 @@ micro-F1 {test.get("micro_f1", 0):.3f}, expected calibration error {test.get("ec
 
 int8 vs fp32 torch: decisions agree on {parity.get("decision_agreement", 0):.2%} of test labels,
 mean absolute score difference {parity.get("mean_abs_score_diff", 0):.4f}.
+{_float_line(metrics.get("parity_float_vs_torch"))}
 
 ## Limitations
-The corpus is written in English by a small team; it is not the INTIMA judge's output and has no
-measured agreement with it. Scores are for triage and aggregate measurement, not for decisions about
-individual people.
+The corpus is English, written and first-labelled for this project by language-model writing
+assistants under the project's guidelines and checked by a blind second annotation (see the data card);
+it is not the INTIMA judge's output and has no measured agreement with it. Scores are for triage and
+aggregate measurement, not for decisions about individual people.
 """
     (dst_dir / CARD_FILE).write_text(front + "\n" + body, encoding="utf-8")
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from data.records import Record
-from serve.bundle import FLOAT_MODEL_FILE, METRICS_FILE, MODEL_FILE, load_bundle
+from serve.bundle import FP16_MODEL_FILE, FP32_MODEL_FILE, METRICS_FILE, MODEL_FILE, load_bundle
 from serve.formatting import PairFormatter
 from serve.runtime import Classifier
 from serve.taxonomy import LABELS
@@ -23,7 +23,7 @@ from train.baseline import TfidfBaseline
 from train.bundle_writer import copy_tokenizer, write_config, write_json, write_manifest, write_model_card
 from train.dataset import LabelledSet, by_split, data_hash, to_set
 from train.evaluation import evaluate_predictions, tune_thresholds
-from train.export import QUANTIZATIONS, ParityError, export_onnx, parity, quantize_int8
+from train.export import QUANTIZATIONS, ParityError, convert_fp16, export_onnx, parity, quantize_int8
 from train.model import base_model_dir, load_classifier
 from train.trainer import MilTrainer, pick_device, predict_scores
 
@@ -36,6 +36,35 @@ def long_reply_mask(formatter: PairFormatter, data: LabelledSet) -> np.ndarray:
     enc = formatter.encode(data.prompts, data.replies)
     counts = np.bincount(np.asarray(enc.owner), minlength=enc.n_items)
     return counts > 1
+
+
+def export_float(
+    fp32: Path, out: Path, args: TrainingArguments, reference: np.ndarray, thresholds: np.ndarray, test_set: LabelledSet
+) -> dict[str, Any] | None:
+    """Write the GPU model beside the int8 one: fp16 where it keeps parity with torch on the test split
+    (scored here by ONNX Runtime on the CPU), else fp32. Returns what was shipped and its parity."""
+    if args.float_export == "none":
+        return None
+    if args.float_export not in ("fp16", "fp32"):
+        raise ValueError(f"float export must be fp16, fp32 or none, not {args.float_export!r}")
+    tried = []
+    candidates = [FP16_MODEL_FILE, FP32_MODEL_FILE] if args.float_export == "fp16" else [FP32_MODEL_FILE]
+    for name in candidates:
+        if name == FP16_MODEL_FILE:
+            convert_fp16(fp32, out / name)
+        else:
+            shutil.copyfile(fp32, out / name)
+        scores = Classifier(load_bundle(out, verify=False), model_file=name).scores(test_set.prompts, test_set.replies)
+        check = parity(reference, scores, thresholds, args.parity_min_agreement, args.parity_max_mean_abs)
+        tried.append({"file": name} | check.to_dict())
+        print(
+            f"float export {name}: agreement {check.decision_agreement:.4f}, mean |diff| {check.mean_abs_diff:.5f}",
+            flush=True,
+        )
+        if check.ok:
+            return {"file": name, "dtype": name.split(".")[1]} | check.to_dict() | {"tried": tried}
+        (out / name).unlink()
+    raise ParityError(f"no float export kept parity with torch: {tried}")
 
 
 def print_table(metrics: dict[str, Any], labels: list[str]) -> str:
@@ -161,9 +190,11 @@ def run_training(
             )
             if check.ok:
                 break
-        if args.keep_float_onnx:
-            shutil.copyfile(fp32, out / FLOAT_MODEL_FILE)
-    metrics["parity_int8_vs_torch"] = check.to_dict() | {"recipe": tried[-1]["recipe"], "tried": tried}
+        metrics["parity_int8_vs_torch"] = check.to_dict() | {"recipe": tried[-1]["recipe"], "tried": tried}
+        if check.ok:
+            float_info = export_float(fp32, out, args, test_scores, thresholds, test_set)
+            if float_info is not None:
+                metrics["parity_float_vs_torch"] = float_info
     metrics["pipeline_seconds"] = round(time.monotonic() - t0, 1)
     write_json(out / METRICS_FILE, metrics)
     write_model_card(out, args.model_name, version, labels, metrics, data_summary)
