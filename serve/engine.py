@@ -26,7 +26,13 @@ class Engine:
 def build_engine(path: Path, settings: Settings, metrics: ServiceMetrics) -> Engine:
     """Load, verify and warm a bundle (blocking; run it off the event loop)."""
     bundle = load_bundle(path)
-    classifier = Classifier(bundle, settings.device, settings.threads, settings.inference_max_batch_tokens)
+    classifier = Classifier(
+        bundle,
+        settings.device,
+        settings.threads,
+        settings.inference_max_batch_tokens,
+        spinning=settings.inference_spinning,
+    )
     warmup = classifier.warm_up()
     batcher = Batcher(
         classifier, metrics, settings.batch_max_tokens, settings.batch_wait_ms, settings.max_queue_windows

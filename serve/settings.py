@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     max_queue_windows: int = 2_048
     # tokens per ONNX Runtime call; on the 2-core reference CPU larger calls are slower per window (make bench)
     inference_max_batch_tokens: int = 512
+    # let ONNX Runtime's threads busy-wait between calls (its default); see `make bench`
+    inference_spinning: bool = True
     retry_after_s: int = 1
     log_text: bool = False
 

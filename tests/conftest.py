@@ -35,6 +35,7 @@ def tiny_bundle(tmp_path_factory, tiny_records) -> Path:
         output_dir=out,
         epochs=2,
         batch_size=8,
+        freeze_layers=1,
         max_minutes=2,
         progress=False,
         model_version="0.0.1-test",

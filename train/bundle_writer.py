@@ -124,7 +124,7 @@ def write_model_card(
             f"- name: {name}",
             "  results:",
             "  - task: {type: text-classification, name: multi-label companionship behaviour}",
-            "    dataset: {name: intima-classifier annotations v1 (test split), type: custom}",
+            "    dataset: {name: intima-classifier annotations v2 (test split), type: custom}",
             "    metrics:",
             f"    - {{type: f1, name: macro-F1, value: {test.get('macro_f1', 0):.4f}}}",
             f"    - {{type: f1, name: micro-F1, value: {test.get('micro_f1', 0):.4f}}}",
