@@ -46,7 +46,7 @@ data-check: install-dev
 data-split: install-dev
 	$(BIN)/intima data split
 
-## full training run (about 40 minutes on a 2-core CPU); writes models/<version>/
+## full training run from scratch (about 42 minutes on a 2-core CPU); writes models/<version>/
 train: install-dev
 	$(OFFLINE) $(BIN)/intima train $(TRAIN_ARGS)
 

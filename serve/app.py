@@ -253,7 +253,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 "overloaded",
                 {"Retry-After": str(settings.retry_after_s)},
             ) from exc
-        counts = np.bincount(np.asarray(enc.owner), minlength=enc.n_items).tolist()
+        counts = enc.windows_per_item().tolist()
         return scores, counts, _timing(tokenize_s, timing)
 
     def results(engine: Engine, scores: np.ndarray, counts: list[int]) -> list[ClassifyResult]:

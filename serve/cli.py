@@ -151,11 +151,10 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     if ns.split:
         records = [r for r in records if r.split == ns.split]
     data = to_set(records, bundle.labels)
-    import numpy as np
 
     enc = clf.encode(data.prompts, data.replies)  # tokenised once: scores and the long-reply mask share it
     scores = clf.score_encoded(enc)
-    long_mask = np.bincount(np.asarray(enc.owner), minlength=enc.n_items) > 1
+    long_mask = enc.windows_per_item() > 1
     metrics = evaluate_predictions(scores, data.y.astype(int), bundle.labels, clf.thresholds, long_mask)
     print(f"{'label':<28}{'P':>7}{'R':>7}{'F1':>7}{'support':>9}")
     for lab in bundle.labels:

@@ -52,6 +52,10 @@ class Encoded:
     def n_windows(self) -> int:
         return len(self.input_ids)
 
+    def windows_per_item(self) -> np.ndarray:
+        """How many windows each item was split into, shape [n_items]."""
+        return np.bincount(np.asarray(self.owner, dtype=np.int64), minlength=self.n_items)
+
 
 class PairFormatter:
     """Turns (prompt, reply) pairs into token windows with a fast ``tokenizers`` tokenizer."""

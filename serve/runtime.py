@@ -148,7 +148,7 @@ class Classifier:
 
     def classify(self, prompts: list[str | None], replies: list[str]) -> list[Prediction]:
         enc = self.encode(prompts, replies)
-        counts = np.bincount(np.asarray(enc.owner), minlength=enc.n_items).tolist()
+        counts = enc.windows_per_item().tolist()
         return self.decide(self.score_encoded(enc), counts)
 
     def warm_up(self) -> float:

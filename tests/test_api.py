@@ -78,6 +78,8 @@ def test_health_ready_info_metrics(client):
     assert info["labels"] == list(LABELS)
     assert set(info["thresholds"]) == set(LABELS)
     assert info["limits"]["max_batch_items"] == 64
+    assert info["model"]["model_file"] == "model.onnx"
+    assert info["model"]["execution_providers"] == ["CPUExecutionProvider"]
     client.post("/classify", json={"reply": "hello"})
     text = client.get("/metrics").text
     for name in (

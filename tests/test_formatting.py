@@ -65,3 +65,10 @@ def test_pad_builds_mask(formatter):
     arrays = formatter.pad([[1, 2, 3], [4]], [[0, 0, 1], [0]])
     assert arrays["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert arrays["input_ids"][1, 1] == formatter.pad_id
+
+
+def test_windows_per_item_counts_each_items_windows():
+    from serve.formatting import Encoded
+
+    enc = Encoded(input_ids=[[1], [2], [3], [4]], token_type_ids=[[0]] * 4, owner=[0, 0, 2, 2], n_items=3)
+    assert enc.windows_per_item().tolist() == [2, 0, 2]

@@ -33,9 +33,7 @@ def default_version() -> str:
 
 
 def long_reply_mask(formatter: PairFormatter, data: LabelledSet) -> np.ndarray:
-    enc = formatter.encode(data.prompts, data.replies)
-    counts = np.bincount(np.asarray(enc.owner), minlength=enc.n_items)
-    return counts > 1
+    return formatter.encode(data.prompts, data.replies).windows_per_item() > 1
 
 
 def export_float(
