@@ -8,7 +8,7 @@ RUN python3 -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY serve ./serve
-RUN /opt/venv/bin/pip install --no-compile . && /opt/venv/bin/python -c "import serve.app"
+RUN /opt/venv/bin/pip install --no-compile . && /opt/venv/bin/python -c "import serve.app" && /opt/venv/bin/intima serve --help >/dev/null
 
 FROM ${BASE_IMAGE}
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin intima \

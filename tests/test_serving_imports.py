@@ -28,3 +28,18 @@ def test_serving_code_does_not_import_torch_or_transformers():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"serving imported: {out.stdout.strip()}"
+
+
+def test_cli_works_where_only_serve_is_installed():
+    """The serving image installs the `serve` package alone: the command line must still build and run,
+    and training commands must say what is missing instead of failing with a traceback."""
+    code = (
+        "import sys\n"
+        "sys.modules['train'] = None  # as if the package were not installed\n"
+        "from serve.cli import build_parser, main\n"
+        "build_parser().parse_args(['serve', '--port', '9'])\n"
+        "sys.exit(main(['train', '--epochs', '1']))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    assert "training extras" in out.stderr and "Traceback" not in out.stderr
