@@ -61,16 +61,6 @@ def raw_throughput(clf: Classifier, prompts: list[str | None], replies: list[str
     return len(replies) / (time.perf_counter() - t0)
 
 
-def raw_single_latency(clf: Classifier, prompts: list[str | None], replies: list[str], reps: int = 60) -> list[float]:
-    """Seconds per single-reply call, one call at a time."""
-    times = []
-    for i in range(reps):
-        t0 = time.perf_counter()
-        clf.scores([prompts[i % len(prompts)]], [replies[i % len(replies)]])
-        times.append(time.perf_counter() - t0)
-    return times
-
-
 def single_latency_pairs(
     clf: Classifier, url: str, prompts: list[str | None], replies: list[str], reps: int = 80
 ) -> dict[str, list[float]]:

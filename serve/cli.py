@@ -359,10 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.set_defaults(func=cmd_data_agreement)
 
-    p = sub.add_parser(
-        "train",
-        help="fine-tune, evaluate, export and bundle a model",
-    )
+    p = sub.add_parser("train", help="fine-tune, evaluate, export and bundle a model")
     d = _training_defaults()
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--extra", action="append", help="extra annotations: JSONL file or SQLite store (repeatable)")
@@ -394,9 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--float",
         dest="float_export",
-        choices=["fp16", "fp32", "none"],
         default="fp16",
-        help="GPU model written beside the int8 one (fp16 falls back to fp32 if it misses parity; default fp16)",
+        help="GPU model written beside the int8 one: fp16 (falls back to fp32 if it misses parity; the default), "
+        "fp32 or none",
     )
     p.add_argument(
         "--checkpoint-dir",

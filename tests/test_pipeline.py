@@ -180,3 +180,10 @@ def test_serve_with_cuda_on_a_cpu_build_exits_with_a_reason(tiny_bundle):
     )
     assert proc.returncode == 2
     assert "onnxruntime-gpu" in proc.stderr
+
+
+def test_unknown_float_export_fails_before_training():
+    from train.args import TrainingArguments
+
+    with pytest.raises(ValueError, match="float_export must be one of fp16, fp32, none"):
+        TrainingArguments(float_export="fp8")

@@ -8,6 +8,8 @@ from typing import Any
 
 from serve.formatting import FormatSpec
 
+FLOAT_EXPORTS: tuple[str, ...] = ("fp16", "fp32", "none")
+
 
 @dataclass
 class TrainingArguments:
@@ -38,6 +40,11 @@ class TrainingArguments:
     parity_min_agreement: float = 0.99
     parity_max_mean_abs: float = 0.03
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        # checked here so that a typo fails before training, not after it
+        if self.float_export not in FLOAT_EXPORTS:
+            raise ValueError(f"float_export must be one of {', '.join(FLOAT_EXPORTS)}, not {self.float_export!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
